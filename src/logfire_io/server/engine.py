@@ -1,0 +1,156 @@
+"""Run one Logfire query on DataFusion: the time window, the lock-down, the row limit.
+
+This module runs inside a worker process (see :mod:`logfire_io.server.workers`): DataFusion cannot cancel a
+running query from another thread, so a query past its deadline is stopped by killing its process. The tables
+are Arrow IPC files memory-mapped by every worker, so they are shared, not copied, and sorted by their time
+column, so that the ``min_timestamp``/``max_timestamp`` window is a zero-copy slice found by binary search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from datafusion import DataFrame, RuntimeEnvBuilder, SessionConfig, SessionContext, SQLOptions, col, lit
+
+from logfire_io.schema import TIME_COLUMNS
+from logfire_io.server.dialect import rewrite
+from logfire_io.server.udfs import register_udfs
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Iterator
+
+__all__ = ["Bounds", "Engine", "QueryError", "QuerySpec"]
+
+Bounds = Literal["[)", "[]", "(]", "()"]
+"""How ``min_timestamp``/``max_timestamp`` bound the time column: ``[`` inclusive, ``(`` exclusive."""
+
+_LOCKED = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
+
+
+class QueryError(Exception):
+    """Raised when a query fails to plan or run; the message is safe to show the client."""
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """One validated query request, as the worker receives it."""
+
+    sql: str
+    limit: int
+    min_timestamp: int | None = None
+    """Microseconds since the epoch, UTC."""
+    max_timestamp: int | None = None
+    timezone: str = "UTC"
+    environments: tuple[str, ...] | None = None
+    explain: bool = False
+    bounds: Bounds = "[)"
+    batch_rows: int = 8192
+
+
+@dataclass
+class _Table:
+    data: pa.Table
+    times: np.ndarray = field(repr=False)
+
+
+class Engine:
+    """The tables of one server, and how to answer a query over them.
+
+    Parameters
+    ----------
+    paths
+        Table name (``records_all``, ``metrics``) to an Arrow IPC file sorted by the table's time column.
+    memory_limit
+        Bytes DataFusion may use for its operators before a query fails with a resources error.
+    """
+
+    def __init__(self, paths: dict[str, str | os.PathLike[str]], *, memory_limit: int) -> None:
+        self._tables: dict[str, _Table] = {}
+        for name, path in paths.items():
+            data = pa.ipc.open_file(pa.memory_map(str(Path(path)))).read_all()
+            times = data.column(TIME_COLUMNS[name]).cast(pa.int64()).fill_null(np.iinfo(np.int64).min)
+            self._tables[name] = _Table(data, times.to_numpy())
+        self._memory_limit = memory_limit
+
+    def _window(self, name: str, spec: QuerySpec) -> list[list[pa.RecordBatch]]:
+        table = self._tables[name]
+        lo, hi = 0, len(table.times)
+        if spec.min_timestamp is not None:
+            lo = int(np.searchsorted(table.times, spec.min_timestamp, "left" if spec.bounds[0] == "[" else "right"))
+        if spec.max_timestamp is not None:
+            hi = int(np.searchsorted(table.times, spec.max_timestamp, "right" if spec.bounds[1] == "]" else "left"))
+        data = table.data.slice(lo, max(0, hi - lo))
+        if spec.environments is not None:
+            environment = data.column("deployment_environment")
+            wanted = [e for e in spec.environments if e]
+            keep = pc.is_in(environment, pa.array(wanted, pa.string()))
+            if "" in spec.environments:
+                keep = pc.or_(pc.fill_null(keep, False), pc.is_null(environment))
+            data = data.filter(pc.fill_null(keep, False))
+        batches = data.to_batches(max_chunksize=spec.batch_rows) or [pa.RecordBatch.from_pylist([], data.schema)]
+        half = (len(batches) + 1) // 2
+        return [batches[:half], batches[half:]] if len(batches) > 1 else [batches]
+
+    def _context(self, spec: QuerySpec) -> SessionContext:
+        config = (
+            SessionConfig()
+            .with_target_partitions(2)
+            .with_batch_size(spec.batch_rows)
+            .with_information_schema(False)
+            .set("datafusion.sql_parser.map_string_types_to_utf8view", "false")
+            .set("datafusion.optimizer.expand_views_at_output", "true")
+            .set("datafusion.execution.time_zone", spec.timezone)
+        )
+        runtime = RuntimeEnvBuilder().with_fair_spill_pool(self._memory_limit).with_disk_manager_disabled()
+        ctx = SessionContext(config, runtime)
+        register_udfs(ctx)
+        for name in self._tables:
+            ctx.register_record_batches(name, self._window(name, spec))
+        if "records_all" in self._tables:
+            ctx.register_view("records", ctx.table("records_all").filter(col("kind") != lit("pending_span")))
+        return ctx
+
+    def plan(self, spec: QuerySpec) -> tuple[DataFrame, dict[str, str]]:
+        """Plan ``spec``: the DataFrame to stream, and the plans when ``explain`` is asked for.
+
+        Raises
+        ------
+        QueryError
+            The SQL does not parse or plan, or tries DDL, DML or a statement.
+        """
+        if not spec.sql.strip():
+            msg = "the SQL query is empty"
+            raise QueryError(msg)
+        try:
+            frame = self._context(spec).sql_with_options(rewrite(spec.sql), _LOCKED).limit(spec.limit)
+            plans = {}
+            if spec.explain:
+                plans = {
+                    "logical_plan": frame.optimized_logical_plan().display_indent(),
+                    "physical_plan": frame.execution_plan().display_indent(),
+                }
+        except Exception as exc:  # DataFusion raises bare Exception/ValueError subclasses
+            raise QueryError(_clean(exc)) from exc
+        return frame, plans
+
+    def batches(self, frame: DataFrame) -> Iterator[pa.RecordBatch]:
+        """Stream the result of a planned query batch by batch; errors while running become QueryError."""
+        try:
+            for batch in frame.execute_stream():
+                yield batch.to_pyarrow()
+        except Exception as exc:
+            raise QueryError(_clean(exc)) from exc
+
+
+def _clean(exc: BaseException) -> str:
+    """DataFusion's message without the Python exception prefix noise."""
+    text = str(exc).strip()
+    for prefix in ("DataFusion error: ", "Execution error: "):
+        text = text.removeprefix(prefix)
+    return text

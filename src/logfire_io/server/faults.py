@@ -1,0 +1,84 @@
+"""Faults the local server can inject into query responses, on demand or at random.
+
+Clients are only as good as their behaviour when the service misbehaves, and most faults cannot be produced by
+a healthy server. Kinds:
+
+- ``"429"`` (with ``Retry-After``), ``"500"``, ``"502"``, ``"503"``, ``"401"``: the status instead of an answer;
+- ``"reset"``: the connection is dropped halfway through the body;
+- ``"truncate"``: the body ends cleanly but early (an Arrow stream loses its end-of-stream marker);
+- ``"slow"``: the body trickles out in small, delayed pieces.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import deque
+
+__all__ = ["FAULT_KINDS", "FaultPlan", "parse_faults"]
+
+FAULT_KINDS = frozenset({"429", "500", "502", "503", "401", "reset", "truncate", "slow"})
+STATUS_FAULTS = frozenset({"429", "500", "502", "503", "401"})
+
+
+def parse_faults(spec: str | dict[str, float] | None) -> dict[str, float]:
+    """Parse ``"429:0.1,reset:0.05"`` (or a dict) into kind -> probability, validating both."""
+    if not spec:
+        return {}
+    items = spec.items() if isinstance(spec, dict) else (part.split(":", 1) for part in spec.split(",") if part)
+    out: dict[str, float] = {}
+    for item in items:
+        try:
+            kind, raw = item
+            probability = float(raw)
+        except ValueError:
+            msg = f"a fault must look like `kind:probability`, got {':'.join(map(str, item))!r}"
+            raise ValueError(msg) from None
+        kind = str(kind).strip()
+        if kind not in FAULT_KINDS:
+            msg = f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}"
+            raise ValueError(msg)
+        if not 0 <= probability <= 1:
+            msg = f"the probability of fault {kind!r} must be in [0, 1], got {probability}"
+            raise ValueError(msg)
+        out[kind] = probability
+    if sum(out.values()) > 1:
+        msg = f"fault probabilities add up to more than 1: {out}"
+        raise ValueError(msg)
+    return out
+
+
+class FaultPlan:
+    """Which fault, if any, the next query request gets: queued faults first, then random ones."""
+
+    def __init__(self, probabilities: dict[str, float] | None = None, *, seed: int | None = None) -> None:
+        self._probabilities = probabilities or {}
+        self._random = random.Random(seed)
+        self._queue: deque[str] = deque()
+        self._lock = threading.Lock()
+        self.injected: list[str] = []
+        """Every fault injected so far, in order (for tests and reports)."""
+
+    def push(self, kind: str, times: int = 1) -> None:
+        """Inject ``kind`` into the next ``times`` query requests."""
+        if kind not in FAULT_KINDS:
+            msg = f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}"
+            raise ValueError(msg)
+        with self._lock:
+            self._queue.extend([kind] * times)
+
+    def draw(self) -> str | None:
+        """The fault for the request being served now, or None."""
+        with self._lock:
+            if self._queue:
+                kind: str | None = self._queue.popleft()
+            else:
+                kind, roll = None, self._random.random()
+                for candidate, probability in self._probabilities.items():
+                    if roll < probability:
+                        kind = candidate
+                        break
+                    roll -= probability
+            if kind is not None:
+                self.injected.append(kind)
+            return kind
