@@ -10,9 +10,9 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from logfire_io.schema import RECORDS_SCHEMA
 from logfire_io.server import LocalLogfire
 from tests.conftest import cassette
+from tests.helpers import make_records
 
 CASSETTE_SQL = "SELECT kind, message, is_exception, tags FROM records ORDER BY is_exception, message LIMIT 2"
 
@@ -20,29 +20,13 @@ CASSETTE_SQL = "SELECT kind, message, is_exception, tags FROM records ORDER BY i
 def _cassette_records() -> pa.Table:
     """The two rows the cassettes were recorded over, plus a third that sorts after them."""
     start = datetime(2026, 5, 27, 13, 16, 36, 517321, tzinfo=UTC)
-    rows = [
-        ("log", "about to raise an error", False, []),
-        ("log", "aha 0", False, ["tag1", "tag2"]),
-        ("span", "zzz", True, None),
-    ]
-    n = len(rows)
-    columns = {
-        "start_timestamp": [start] * n,
-        "end_timestamp": [start] * n,
-        "trace_id": ["0" * 32] * n,
-        "span_id": [f"{i:016x}" for i in range(n)],
-        "kind": [r[0] for r in rows],
-        "level": [9] * n,
-        "span_name": [r[1] for r in rows],
-        "message": [r[1] for r in rows],
-        "is_exception": [r[2] for r in rows],
-        "tags": [r[3] for r in rows],
-        "service_name": ["svc"] * n,
-        "created_at": [start] * n,
-        "day": [start.date()] * n,
-        "project_id": ["p"] * n,
-    }
-    return pa.table({name: pa.array(values, RECORDS_SCHEMA.field(name).type) for name, values in columns.items()})
+    return make_records(
+        [start] * 3,
+        kind=["log", "log", "span"],
+        message=["about to raise an error", "aha 0", "zzz"],
+        is_exception=[False, False, True],
+        tags=[[], ["tag1", "tag2"], None],
+    )
 
 
 @pytest.fixture(scope="module")

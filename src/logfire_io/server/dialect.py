@@ -53,8 +53,17 @@ def _json_key(path: exp.Expression) -> exp.Expression:
     return path
 
 
+def _rewritten(node: exp.Expression) -> exp.Expression:
+    """Rewrite the subtree under a replaced node (sqlglot's transform does not descend into replacements)."""
+    return node.transform(_rewrite_node, copy=False)
+
+
+def _call(name: str, *args: exp.Expression) -> exp.Expression:
+    return exp.Anonymous(this=name, expressions=[_rewritten(a) for a in args])
+
+
 def _json_call(name: str, node: exp.Expression) -> exp.Expression:
-    return exp.Anonymous(this=name, expressions=[node.this, _json_key(node.expression)])
+    return _call(name, node.this, _json_key(node.expression))
 
 
 def _level_literal(node: exp.Expression) -> exp.Expression | None:
@@ -91,7 +100,7 @@ def _rewrite_node(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.JSONExtract):
         return _json_call("json_get", node)
     if isinstance(node, exp.JSONBContainsTopKey):
-        return exp.Anonymous(this="json_contains", expressions=[node.this, node.expression])
+        return _call("json_contains", node.this, node.expression)
     if isinstance(node, exp.Binary) and isinstance(node, exp.EQ | exp.NEQ | exp.GT | exp.GTE | exp.LT | exp.LTE):
         if _is_level(node.left) and (number := _level_literal(node.right)) is not None:
             node.set("expression", number)
@@ -105,12 +114,15 @@ def _rewrite_node(node: exp.Expression) -> exp.Expression:
         number = _level_literal(node.expressions[0])
         if number is not None:
             return number
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "level_name" and len(node.expressions) == 1:
+        # Python UDFs have exact signatures: give level_name one integer width whatever the argument's.
+        return _call("level_name", exp.cast(node.expressions[0], exp.DataType.build("BIGINT")))
     if isinstance(node, exp.Anonymous) and node.name.lower() == "time_bucket" and len(node.expressions) == 2:
         width, value = node.expressions
         if isinstance(width, exp.Literal):
             width = exp.Interval(this=exp.Literal.string(width.this))
         origin = exp.cast(exp.Literal.string(_EPOCH), exp.DataType.build("TIMESTAMPTZ"))
-        return exp.Anonymous(this="date_bin", expressions=[width, value, origin])
+        return _call("date_bin", width, value, origin)
     return node
 
 

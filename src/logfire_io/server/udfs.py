@@ -160,7 +160,8 @@ def _json_keys(json_texts: pa.Array) -> pa.Array:
 
 
 def _level_name(levels: pa.Array) -> pa.Array:
-    return pl.Series(levels).replace_strict(LEVEL_NAMES, default=None, return_dtype=pl.String).to_arrow()
+    names = pl.Series(levels).replace_strict(LEVEL_NAMES, default=None, return_dtype=pl.String)
+    return names.to_arrow().cast(pa.string())
 
 
 def _level_num(names: pa.Array) -> pa.Array:
@@ -180,7 +181,7 @@ _UDFS: list[tuple[str, Callable[..., pa.Array], list[pa.DataType], pa.DataType]]
     ("json_contains", _json_contains, [_TEXT, _TEXT], pa.bool_()),
     ("json_length", _json_length, [_TEXT], pa.uint64()),
     ("json_keys", _json_keys, [_TEXT], pa.list_(pa.string())),
-    ("level_name", _level_name, [pa.int32()], _TEXT),
+    ("level_name", _level_name, [pa.int64()], _TEXT),
     ("level_num", _level_num, [_TEXT], pa.int32()),
 ]
 
