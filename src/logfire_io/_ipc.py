@@ -1,0 +1,132 @@
+"""Incremental Arrow IPC stream decoding: feed byte chunks as they arrive, get record batches out.
+
+pyarrow can only pull from a file-like object; an async HTTP body can only be pushed. This decoder reads the
+IPC framing itself (continuation marker, metadata length, and the message's ``bodyLength`` from its flatbuffer
+header) to know when a message is complete, then lets pyarrow decode it. Batch buffers point into the joined
+message bytes: no copy beyond gathering each message's chunks. Sync and async clients share it.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pyarrow as pa
+
+__all__ = ["ArrowStreamDecoder", "IncompleteStream"]
+
+_CONTINUATION = b"\xff\xff\xff\xff"
+
+
+class IncompleteStream(Exception):
+    """Raised by :meth:`ArrowStreamDecoder.finish` when the stream ended before its end-of-stream marker."""
+
+
+def _body_length(metadata: bytes) -> int:
+    """The ``bodyLength`` field of a flatbuffer ``org.apache.arrow.flatbuf.Message``."""
+    table = struct.unpack_from("<I", metadata, 0)[0]
+    vtable = table - struct.unpack_from("<i", metadata, table)[0]
+    vtable_size = struct.unpack_from("<H", metadata, vtable)[0]
+
+    def field_offset(index: int) -> int:
+        position = 4 + 2 * index
+        return struct.unpack_from("<H", metadata, vtable + position)[0] if position < vtable_size else 0
+
+    body_at = field_offset(3)
+    return int(struct.unpack_from("<q", metadata, table + body_at)[0]) if body_at else 0
+
+
+class ArrowStreamDecoder:
+    """Push-style decoder of one Arrow IPC stream.
+
+    Examples
+    --------
+    >>> decoder = ArrowStreamDecoder()
+    >>> for chunk in chunks:  # doctest: +SKIP
+    ...     for batch in decoder.feed(chunk):
+    ...         handle(batch)
+    >>> decoder.finish()  # doctest: +SKIP
+    """
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._buffered = 0
+        self._needed: int | None = None
+        self.schema: pa.Schema | None = None
+        """The stream's schema, once its first message has arrived."""
+        self.done = False
+        """Whether the end-of-stream marker has arrived."""
+        self.bytes_received = 0
+        self.batches_decoded = 0
+
+    def _take(self, size: int) -> bytes:
+        data = b"".join(self._chunks) if len(self._chunks) != 1 else self._chunks[0]
+        head, rest = data[:size], data[size:]
+        self._chunks = [rest] if rest else []
+        self._buffered = len(rest)
+        return head
+
+    def _peek(self, size: int) -> bytes:
+        if len(self._chunks) > 1:
+            self._chunks = [b"".join(self._chunks)]
+        return self._chunks[0][:size]
+
+    def _message_size(self) -> int | None:
+        """Bytes of the next complete message (0 for end of stream), or None if more input is needed."""
+        if self._needed is not None:
+            return self._needed
+        if self._buffered < 8:
+            return None
+        prefix = self._peek(8)
+        if prefix[:4] == _CONTINUATION:
+            metadata_length, start = struct.unpack_from("<i", prefix, 4)[0], 8
+        else:  # pre-1.0 streams have no continuation marker
+            metadata_length, start = struct.unpack_from("<i", prefix, 0)[0], 4
+        if metadata_length == 0:
+            self._needed = start
+            return start
+        if self._buffered < start + metadata_length:
+            return None
+        metadata = self._peek(start + metadata_length)[start:]
+        self._needed = start + metadata_length + _body_length(metadata)
+        return self._needed
+
+    def feed(self, chunk: bytes) -> list[pa.RecordBatch]:
+        """Add bytes; return the record batches they complete."""
+        if self.done:
+            if chunk.strip(b"\x00"):
+                msg = "bytes after the Arrow end-of-stream marker"
+                raise ValueError(msg)
+            return []
+        if chunk:
+            self._chunks.append(chunk)
+            self._buffered += len(chunk)
+            self.bytes_received += len(chunk)
+        batches = []
+        while not self.done and (size := self._message_size()) is not None and self._buffered >= size:
+            self._needed = None
+            raw = self._take(size)
+            if size <= 8 and raw.rstrip(b"\x00") in (b"", _CONTINUATION):
+                self.done = True
+                break
+            message = pa.ipc.read_message(pa.py_buffer(raw))
+            if self.schema is None:
+                self.schema = pa.ipc.read_schema(message)
+            elif message.type == "record batch":
+                batches.append(pa.ipc.read_record_batch(message, self.schema))
+                self.batches_decoded += 1
+            else:
+                msg = f"unsupported Arrow IPC message {message.type!r} (dictionary-encoded columns are not supported)"
+                raise ValueError(msg)
+        return batches
+
+    def finish(self) -> None:
+        """Check that the stream ended properly.
+
+        Raises
+        ------
+        IncompleteStream
+            The end-of-stream marker never arrived: the body was cut short.
+        """
+        if not self.done:
+            msg = f"the Arrow stream ended after {self.bytes_received:,} bytes without its end-of-stream marker"
+            raise IncompleteStream(msg)
