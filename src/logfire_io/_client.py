@@ -21,6 +21,7 @@ import pyarrow as pa
 from logfire_io._exceptions import ConfigurationError, IncompleteResponseError, LogfireIOError, TransportError
 from logfire_io._ipc import ArrowStreamDecoder, IncompleteStream
 from logfire_io._protocol import (
+    ARROW_MEDIA_TYPE,
     DEFAULT_TIMEOUT,
     ApiVersion,
     Format,
@@ -126,6 +127,10 @@ class _BaseQueryClient:
         while True:
             result = yield self._request(query, fmt, rows=rows)
             if isinstance(result, httpx.Response) and result.status_code == 200:
+                media = result.headers.get("content-type", ARROW_MEDIA_TYPE).split(";")[0].strip()
+                if fmt == "arrow" and media not in {ARROW_MEDIA_TYPE, "application/octet-stream"}:
+                    result.close()
+                    raise unexpected_body(result, "an Arrow IPC stream", b"", self.read_token)
                 if read is None:
                     return result
                 body = yield _Read(result, read)

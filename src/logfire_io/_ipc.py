@@ -15,6 +15,7 @@ import pyarrow as pa
 __all__ = ["ArrowStreamDecoder", "IncompleteStream"]
 
 _CONTINUATION = b"\xff\xff\xff\xff"
+_MAX_METADATA = 1 << 24  # a flatbuffer header this large means the bytes are not Arrow at all
 
 
 class IncompleteStream(Exception):
@@ -81,6 +82,9 @@ class ArrowStreamDecoder:
             metadata_length, start = struct.unpack_from("<i", prefix, 4)[0], 8
         else:  # pre-1.0 streams have no continuation marker
             metadata_length, start = struct.unpack_from("<i", prefix, 0)[0], 4
+        if not 0 <= metadata_length < _MAX_METADATA:
+            msg = f"not an Arrow IPC stream (it starts with {bytes(prefix)!r})"
+            raise ValueError(msg)
         if metadata_length == 0:
             self._needed = start
             return start
