@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import SqlglotError
 
+from logfire_io._sql import Logfire
 from logfire_io.server.udfs import LEVEL_NUMBERS
 
 __all__ = ["rewrite"]
@@ -27,18 +27,6 @@ _FLOAT_TYPES = {
 _INT_TYPES = {exp.DataType.Type.INT, exp.DataType.Type.BIGINT, exp.DataType.Type.SMALLINT}
 _TEXT_TYPES = {exp.DataType.Type.TEXT, exp.DataType.Type.VARCHAR}
 _EPOCH = "1970-01-01T00:00:00Z"
-
-
-class _DataFusion(Postgres):
-    """PostgreSQL output with the few spellings DataFusion needs instead."""
-
-    class Generator(Postgres.Generator):
-        TRANSFORMS = {  # noqa: RUF012 - sqlglot's extension point is this class attribute
-            **Postgres.Generator.TRANSFORMS,
-            exp.ArrayContains: lambda self, e: self.func("array_has", e.this, e.expression),
-            exp.CurrentTimestamp: lambda self, e: "now()",
-            exp.Count: lambda self, e: self.func("count", e.this or exp.Star()),
-        }
 
 
 def _json_key(path: exp.Expression) -> exp.Expression:
@@ -150,4 +138,4 @@ def rewrite(sql: str) -> str:
     tree = statements[0]
     _alias_json_projections(tree)
     tree = tree.transform(_rewrite_node)
-    return tree.sql(dialect=_DataFusion)
+    return tree.sql(dialect=Logfire)

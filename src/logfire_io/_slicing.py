@@ -1,0 +1,247 @@
+"""Reading past the 10,000-row cap: split the time window, fetch slices in parallel, bisect full ones, in order.
+
+Exactness does not rest on the service's (unverified) boundary semantics: every slice request carries exact
+half-open bounds ``low <= time < high`` injected into its SQL, and ``min_timestamp``/``max_timestamp`` are sent
+only as a hint one microsecond wider on each side. Slices partition the window, so each row is read once.
+
+Planning: a read first asks for the whole window; if that fits under the cap, it was the only request. If
+not, one histogram query counts rows per bucket, and buckets are packed into slices of at most 90% of the cap;
+a slice that still comes back full is split in two and both halves fetched again.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from typing import IO
+
+import pyarrow as pa
+
+from logfire_io._exceptions import ConfigurationError, LogfireIOError
+from logfire_io._protocol import MAX_LIMIT
+
+__all__ = ["ReadStats", "Slice", "SliceError", "TooDenseError", "pack_histogram", "plan_slices"]
+
+_ONE_US = timedelta(microseconds=1)
+_FILL = 0.9
+"""Pack slices to at most this share of the cap, so that growth between planning and fetching rarely fills one."""
+HISTOGRAM_BUCKETS = 2_000
+
+
+class SliceError(LogfireIOError):
+    """Raised when a slice still fails after the client's retries; nothing is returned for the whole read."""
+
+
+class TooDenseError(LogfireIOError):
+    """Raised when one microsecond holds more rows than the cap, so the window cannot be split any further."""
+
+
+@dataclass(frozen=True, order=True)
+class Slice:
+    """The half-open time window ``[low, high)``."""
+
+    low: datetime
+    high: datetime
+
+    def halves(self) -> tuple[Slice, Slice] | None:
+        """The two halves, or None if the slice is one microsecond wide."""
+        width = self.high - self.low
+        if width <= _ONE_US:
+            return None
+        middle = self.low + timedelta(microseconds=width // _ONE_US // 2)
+        return Slice(self.low, middle), Slice(middle, self.high)
+
+    def __str__(self) -> str:
+        return f"[{self.low.isoformat()}, {self.high.isoformat()})"
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def plan_slices(low: datetime, high: datetime, slices: int | timedelta) -> list[Slice]:
+    """Split ``[low, high)`` into ``slices`` equal slices, or slices of width ``slices``; pure, no I/O.
+
+    Naive datetimes are UTC. Boundaries fall on whole microseconds; the slices cover the window exactly.
+    """
+    low, high = _aware(low), _aware(high)
+    if low >= high:
+        msg = f"the window is empty: `min_timestamp` {low.isoformat()} is not before `max_timestamp` {high.isoformat()}"
+        raise ConfigurationError(msg)
+    total_us = (high - low) // _ONE_US
+    if isinstance(slices, timedelta):
+        if slices < _ONE_US:
+            msg = f"`slices` as a width must be at least one microsecond, got {slices!r}"
+            raise ConfigurationError(msg)
+        count = math.ceil(total_us / (slices // _ONE_US))
+    elif isinstance(slices, int) and not isinstance(slices, bool) and slices >= 1:
+        count = min(slices, total_us)
+    else:
+        msg = f"`slices` must be a positive int, a timedelta or None, got {slices!r}"
+        raise ConfigurationError(msg)
+    edges = [low + timedelta(microseconds=total_us * i // count) for i in range(count)] + [high]
+    return [Slice(a, b) for a, b in pairwise(edges) if a < b]
+
+
+def pack_histogram(low: datetime, high: datetime, width_us: int, counts: dict[datetime, int]) -> list[Slice]:
+    """Pack histogram buckets (start -> rows) into slices of at most 90% of the cap; pure, no I/O.
+
+    Adjacent light buckets share a slice; a bucket heavier than that is split evenly. Empty stretches join the
+    neighbouring slice, so they cost no request of their own.
+    """
+    target = int(MAX_LIMIT * _FILL)
+    slices: list[Slice] = []
+    start, rows = low, 0
+    bucket = low
+    while bucket < high:
+        end = min(bucket + timedelta(microseconds=width_us), high)
+        n = counts.get(bucket, 0)
+        if n > target:
+            if rows:
+                slices.append(Slice(start, bucket))
+            pieces = plan_slices(bucket, end, math.ceil(n / target))
+            if not rows and start < bucket:  # an empty stretch before: the first piece takes it
+                pieces[0] = Slice(start, pieces[0].high)
+            slices.extend(pieces)
+            start, rows = end, 0
+        elif rows + n > target:
+            slices.append(Slice(start, bucket))
+            start, rows = bucket, n
+        else:
+            rows += n
+        bucket = end
+    if start < high:
+        if rows or not slices:
+            slices.append(Slice(start, high))
+        else:  # an empty stretch at the end: the last slice takes it
+            slices[-1] = Slice(slices[-1].low, high)
+    return slices
+
+
+@dataclass
+class ReadStats:
+    """What a read did: requests sent (and the fewest that could have done it), rows and slices."""
+
+    requests: int = 0
+    rows: int = 0
+    slices_done: int = 0
+    slices_planned: int = 0
+    bisections: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def minimum_requests(self) -> int:
+        """``ceil(rows / cap)``: the requests a perfect oracle would have needed."""
+        return max(1, math.ceil(self.rows / MAX_LIMIT))
+
+    def count_request(self) -> None:
+        with self._lock:
+            self.requests += 1
+
+
+class Progress:
+    """A one-line progress display on a terminal: rows and slices done. No dependency, no bar when piped."""
+
+    def __init__(self, enabled: bool | None, stream: IO[str] | None = None) -> None:
+        self._stream = stream or sys.stderr
+        self.enabled = self._stream.isatty() if enabled is None else enabled
+        self._last = 0.0
+
+    def update(self, stats: ReadStats, *, final: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not final and now - self._last < 0.1:
+            return
+        self._last = now
+        total = f"/{stats.slices_planned}" if stats.slices_planned else ""
+        line = f"\rlogfire-io: {stats.rows:,} rows, {stats.slices_done}{total} slices, {stats.requests} requests"
+        self._stream.write(line + ("\n" if final else ""))
+        self._stream.flush()
+
+
+Fetch = Callable[[Slice], pa.Table]
+
+
+def fetch_slices(
+    plan: list[Slice],
+    fetch: Fetch,
+    *,
+    max_concurrency: int,
+    stats: ReadStats,
+    progress: Progress,
+    abort: Callable[[], None],
+) -> Iterator[tuple[Slice, pa.Table]]:
+    """Fetch ``plan`` with at most ``max_concurrency`` requests in flight; yield results in time order.
+
+    Requests are issued lazily, a bounded window ahead of the consumer. A slice that comes back full is
+    replaced by its two halves. On any exit before the end (an error, Ctrl-C, the consumer stopping),
+    queued slices are cancelled, ``abort`` is called to cut in-flight requests, and no thread is left behind.
+    """
+    entries: deque[list] = deque([s, None] for s in plan)
+    stats.slices_planned += len(plan)
+    pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="logfire-io-slice")
+    finished = False
+
+    def running() -> list[Future[pa.Table]]:
+        return [f for _, f in entries if f is not None and not f.done()]
+
+    def fill() -> None:
+        in_flight = len(running())
+        for entry in entries:
+            if in_flight >= max_concurrency:
+                break
+            if entry[1] is None:
+                entry[1] = pool.submit(fetch, entry[0])
+                in_flight += 1
+
+    try:
+        while entries:
+            fill()
+            head = entries[0]
+            if head[1] is None:
+                wait(running(), return_when=FIRST_COMPLETED)
+                continue
+            try:
+                table = head[1].result()
+            except LogfireIOError as exc:
+                msg = (
+                    f"slice {head[0]} failed after retries, so the read was stopped: {exc}\n"
+                    f"{stats.rows:,} rows had been fetched; none are returned, as the result would be incomplete."
+                )
+                raise SliceError(msg) from exc
+            entries.popleft()
+            if table.num_rows >= MAX_LIMIT:
+                halves = head[0].halves()
+                if halves is None:
+                    msg = (
+                        f"more than {MAX_LIMIT:,} rows share the microsecond {head[0].low.isoformat()}, so the "
+                        "window cannot be split further.\n\nHint: narrow the query (e.g. filter on service_name or "
+                        "span_name) so that fewer rows share one timestamp."
+                    )
+                    raise TooDenseError(msg)
+                stats.bisections += 1
+                stats.slices_planned += 1
+                entries.extendleft([[halves[1], None], [halves[0], None]])
+                continue
+            stats.rows += table.num_rows
+            stats.slices_done += 1
+            progress.update(stats)
+            yield head[0], table
+        finished = True
+    finally:
+        if not finished:
+            for _, future in entries:
+                if future is not None:
+                    future.cancel()
+            abort()
+        pool.shutdown(wait=True, cancel_futures=True)
+        progress.update(stats, final=True)
