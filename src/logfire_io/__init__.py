@@ -1,4 +1,10 @@
-"""Pydantic Logfire query results into polars, pandas and Arrow: fast, exact, testable offline."""
+"""Pydantic Logfire query results into polars, pandas and Arrow: fast, exact, testable offline.
+
+Importing this package also sets ``pl.read_logfire`` and ``pl.scan_logfire`` (plain attributes; for typed code
+import them from :mod:`logfire_io.polars`).
+"""
+
+import polars as _pl
 
 from logfire_io._client import AsyncLogfireQueryClient, LogfireQueryClient
 from logfire_io._exceptions import (
@@ -14,7 +20,12 @@ from logfire_io._exceptions import (
     TransportError,
     UnexpectedResponseError,
 )
+from logfire_io._json import JSONDecodeWarning
 from logfire_io._protocol import MAX_LIMIT, Retry
+from logfire_io._read import read_logfire_arrow
+from logfire_io._slicing import ReadStats, Slice, SliceError, TooDenseError, plan_slices
+from logfire_io.pandas import read_logfire_pandas
+from logfire_io.polars import read_logfire, scan_logfire
 
 __all__ = [
     "MAX_LIMIT",
@@ -22,14 +33,27 @@ __all__ = [
     "AuthenticationError",
     "ConfigurationError",
     "IncompleteResponseError",
+    "JSONDecodeWarning",
     "LogfireIOError",
     "LogfireQueryClient",
     "QueryExecutionError",
     "QueryHTTPError",
     "QueryRequestError",
     "RateLimitError",
+    "ReadStats",
     "Retry",
     "RowCapError",
+    "Slice",
+    "SliceError",
+    "TooDenseError",
     "TransportError",
     "UnexpectedResponseError",
+    "plan_slices",
+    "read_logfire",
+    "read_logfire_arrow",
+    "read_logfire_pandas",
+    "scan_logfire",
 ]
+
+_pl.read_logfire = read_logfire  # type: ignore[attr-defined]
+_pl.scan_logfire = scan_logfire  # type: ignore[attr-defined]

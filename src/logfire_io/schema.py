@@ -12,6 +12,8 @@ import pyarrow as pa
 
 __all__ = [
     "JSON_COLUMNS",
+    "LEVEL_NAMES",
+    "LEVEL_NUMBERS",
     "METRICS_SCHEMA",
     "RECORDS_SCHEMA",
     "SQL_TYPE_NAMES",
@@ -169,3 +171,18 @@ def sql_type_name(type_: pa.DataType) -> str:
     if pa.types.is_list(type_):
         return f"{sql_type_name(type_.value_type)}[]"
     return SQL_TYPE_NAMES[type_]
+
+
+LEVEL_NUMBERS: dict[str, int] = {
+    "trace": 1,
+    "debug": 5,
+    "info": 9,
+    "notice": 10,
+    "warn": 13,
+    "warning": 13,
+    "error": 17,
+    "fatal": 21,
+}
+"""Logfire level names and their OTel severity numbers (``level`` holds the number)."""
+LEVEL_NAMES: dict[int, str] = {number: name for name, number in LEVEL_NUMBERS.items() if name != "warning"}
+"""Level numbers to their canonical names."""

@@ -14,7 +14,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from logfire_io._sql import Logfire
-from logfire_io.server.udfs import LEVEL_NUMBERS
+from logfire_io.schema import LEVEL_NUMBERS
 
 __all__ = ["rewrite"]
 

@@ -21,23 +21,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datafusion import SessionContext, udf
 
+from logfire_io.schema import LEVEL_NAMES, LEVEL_NUMBERS
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["LEVEL_NAMES", "LEVEL_NUMBERS", "register_udfs"]
-
-LEVEL_NUMBERS: dict[str, int] = {
-    "trace": 1,
-    "debug": 5,
-    "info": 9,
-    "notice": 10,
-    "warn": 13,
-    "warning": 13,
-    "error": 17,
-    "fatal": 21,
-}
-"""Logfire level names and their OTel severity numbers."""
-LEVEL_NAMES: dict[int, str] = {number: name for name, number in LEVEL_NUMBERS.items() if name != "warning"}
+__all__ = ["register_udfs"]
 
 _SIMPLE_KEY = re.compile(r"^[A-Za-z0-9_.\- /:$@{}\[\]]*$")
 _MISSING = object()

@@ -1,0 +1,214 @@
+"""Translate a polars predicate into SQL for pushdown; what cannot be translated is left to polars.
+
+polars serializes an expression as a JSON tree (``Expr.meta.serialize(format="json")``); each node kind has a
+translator. A node that cannot be translated makes its subtree untranslatable, which is safe because the scan
+still filters every batch with the full predicate (polars does not re-apply it). In a top-level AND, the
+translatable conjuncts are still pushed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from logfire_io._sql import quote_identifier
+
+if TYPE_CHECKING:
+    import polars as pl
+
+__all__ = ["Pushdown", "translate"]
+
+_COMPARISONS = {"Eq": "=", "NotEq": "<>", "Lt": "<", "LtEq": "<=", "Gt": ">", "GtEq": ">="}
+_INTEGERS = {"Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Int", "Int128"}
+_FLOATS = {"Float32", "Float64", "Float"}
+
+
+class _Untranslatable(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Pushdown:
+    """The SQL for the translatable part of a predicate, and time bounds it implies on one column."""
+
+    where: str | None
+    min_timestamp: datetime | None = None
+    max_timestamp: datetime | None = None
+    complete: bool = True
+    """Whether every conjunct was translated (then the SQL alone filters exactly, and a limit may follow it)."""
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _datetime(value: int, unit: str, zone: Any) -> datetime:
+    if unit == "Nanoseconds" and value % 1000:
+        raise _Untranslatable  # finer than Logfire's microseconds: let polars compare it
+    micros = {"Nanoseconds": value // 1000, "Microseconds": value, "Milliseconds": value * 1000}[unit]
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    return moment if zone is not None else moment.replace(tzinfo=None)
+
+
+def _literal_value(node: dict[str, Any]) -> Any:
+    """The Python value of a literal node (``datetime`` for timestamps)."""
+    literal = node["Literal"]
+    kind, payload = next(iter(literal.items()))
+    value_kind, value = next(iter(payload.items())) if isinstance(payload, dict) else (payload, None)
+    if kind not in {"Dyn", "Scalar"}:
+        raise _Untranslatable
+    if value_kind in _INTEGERS | _FLOATS:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _Untranslatable
+        return value
+    if value_kind in {"String", "Str"}:
+        return str(value)
+    if value_kind == "Boolean":
+        return bool(value)
+    if value_kind == "Datetime":
+        number, unit, zone = value
+        return _datetime(number, unit, zone)
+    if value_kind == "Date":
+        return datetime(1970, 1, 1) + timedelta(days=value)
+    if value_kind == "List":
+        values = pa.ipc.open_stream(bytes(value)).read_all().column(0).to_pylist()
+        return values[0] if len(values) == 1 and isinstance(values[0], list) else values
+    raise _Untranslatable
+
+
+def _sql_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        if isinstance(value, float) and value != value:  # NaN
+            raise _Untranslatable
+        return repr(value)
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise _Untranslatable  # naive vs aware comparison semantics differ; let polars do it
+        return f"CAST({_quote(value.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ'))} AS TIMESTAMPTZ)"
+    raise _Untranslatable
+
+
+def _sql(node: dict[str, Any]) -> str:
+    kind, body = next(iter(node.items()))
+    if kind == "Column":
+        return quote_identifier(body)
+    if kind == "Literal":
+        return _sql_literal(_literal_value(node))
+    if kind == "Cast":
+        inner = body["expr"]
+        if not ("Column" in inner or "Literal" in inner):
+            raise _Untranslatable
+        return _sql(inner)
+    if kind == "BinaryExpr":
+        op = body["op"]
+        if op in {"And", "LogicalAnd"}:
+            return f"({_sql(body['left'])} AND {_sql(body['right'])})"
+        if op in {"Or", "LogicalOr"}:
+            return f"({_sql(body['left'])} OR {_sql(body['right'])})"
+        if op in _COMPARISONS:
+            for side in ("left", "right"):
+                if "Literal" in body[side] and _literal_value(body[side]) is None:
+                    raise _Untranslatable
+            return f"({_sql(body['left'])} {_COMPARISONS[op]} {_sql(body['right'])})"
+        raise _Untranslatable
+    if kind == "Function":
+        return _function(body["function"], body["input"])
+    raise _Untranslatable
+
+
+def _function(function: Any, inputs: list[dict[str, Any]]) -> str:
+    name, options = (function, None) if isinstance(function, str) else next(iter(function.items()))
+    if name == "Boolean":
+        boolean, detail = (options, None) if isinstance(options, str) else next(iter(options.items()))
+        if boolean == "IsNull":
+            return f"({_sql(inputs[0])} IS NULL)"
+        if boolean == "IsNotNull":
+            return f"({_sql(inputs[0])} IS NOT NULL)"
+        if boolean == "Not":
+            return f"(NOT {_sql(inputs[0])})"
+        if boolean == "IsIn" and "Literal" in inputs[1]:
+            values = _literal_value(inputs[1])
+            if not isinstance(values, list) or not values or any(v is None for v in values):
+                raise _Untranslatable
+            return f"({_sql(inputs[0])} IN ({', '.join(_sql_literal(v) for v in values)}))"
+        if boolean == "IsBetween":
+            closed = detail["closed"] if isinstance(detail, dict) else "Both"
+            low_op = ">=" if closed in {"Both", "Left"} else ">"
+            high_op = "<=" if closed in {"Both", "Right"} else "<"
+            value = _sql(inputs[0])
+            return f"({value} {low_op} {_sql(inputs[1])} AND {value} {high_op} {_sql(inputs[2])})"
+        raise _Untranslatable
+    if name == "StringExpr":
+        string, detail = (options, None) if isinstance(options, str) else next(iter(options.items()))
+        if "Literal" not in inputs[1]:
+            raise _Untranslatable
+        needle = _literal_value(inputs[1])
+        if not isinstance(needle, str):
+            raise _Untranslatable
+        if string == "StartsWith":
+            return f"starts_with({_sql(inputs[0])}, {_quote(needle)})"
+        if string == "EndsWith":
+            return f"ends_with({_sql(inputs[0])}, {_quote(needle)})"
+        if string == "Contains" and isinstance(detail, dict) and detail.get("literal"):
+            return f"(strpos({_sql(inputs[0])}, {_quote(needle)}) > 0)"
+    raise _Untranslatable
+
+
+def _conjuncts(node: dict[str, Any]) -> list[dict[str, Any]]:
+    body = node.get("BinaryExpr")
+    if body and body["op"] in {"And", "LogicalAnd"}:
+        return _conjuncts(body["left"]) + _conjuncts(body["right"])
+    return [node]
+
+
+def _bound(node: dict[str, Any], time_column: str) -> tuple[datetime | None, datetime | None]:
+    """(lower, upper) half-open bounds a conjunct puts on ``time_column``, if it is ``time <op> literal``."""
+    body = node.get("BinaryExpr")
+    if not body or body["op"] not in {"Gt", "GtEq", "Lt", "LtEq"}:
+        return None, None
+    left, right, op = body["left"], body["right"], body["op"]
+    if "Cast" in left:
+        left = left["Cast"]["expr"]
+    if left != {"Column": time_column} or "Literal" not in right:
+        return None, None
+    try:
+        value = _literal_value(right)
+    except _Untranslatable:
+        return None, None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        return None, None
+    step = timedelta(microseconds=1)
+    if op == "GtEq":
+        return value, None
+    if op == "Gt":
+        return value + step, None
+    if op == "Lt":
+        return None, value
+    return None, value + step
+
+
+def translate(predicate: pl.Expr | None, *, time_column: str | None = None) -> Pushdown:
+    """SQL for the translatable conjuncts of ``predicate``, and the window its ``time_column`` bounds imply."""
+    if predicate is None:
+        return Pushdown(None)
+    tree = json.loads(predicate.meta.serialize(format="json"))
+    parts, low, high, complete = [], None, None, True
+    for conjunct in _conjuncts(tree):
+        try:
+            parts.append(_sql(conjunct))
+        except (_Untranslatable, KeyError, TypeError, ValueError, StopIteration, pa.ArrowInvalid):
+            complete = False
+            continue
+        if time_column is not None:
+            bound_low, bound_high = _bound(conjunct, time_column)
+            low = max(low, bound_low) if low and bound_low else (low or bound_low)
+            high = min(high, bound_high) if high and bound_high else (high or bound_high)
+    return Pushdown(" AND ".join(parts) or None, low, high, complete)

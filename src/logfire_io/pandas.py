@@ -1,0 +1,107 @@
+"""Logfire for pandas: ``read_logfire_pandas``. Needs the ``pandas`` extra (``pip install 'logfire-io[pandas]'``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import pyarrow as pa
+
+from logfire_io._exceptions import ConfigurationError
+from logfire_io._read import read_logfire_arrow
+
+if TYPE_CHECKING:
+    from datetime import datetime, timedelta
+
+    import pandas as pd
+
+    from logfire_io._client import LogfireQueryClient
+    from logfire_io._json import JSONColumns
+
+__all__ = ["read_logfire_pandas"]
+
+DtypeBackend = Literal["numpy_nullable", "pyarrow"]
+
+
+def _import_pandas() -> object:
+    try:
+        import pandas
+    except ImportError:  # pragma: no cover - exercised only without the extra
+        msg = "read_logfire_pandas needs pandas: pip install 'logfire-io[pandas]'"
+        raise ImportError(msg) from None
+    return pandas
+
+
+def read_logfire_pandas(
+    sql: str,
+    *,
+    read_token: str | None = None,
+    base_url: str | None = None,
+    min_timestamp: datetime | None = None,
+    max_timestamp: datetime | None = None,
+    limit: int | None = None,
+    slices: int | timedelta | None = None,
+    max_concurrency: int | None = None,
+    json_columns: JSONColumns = "auto",
+    progress: bool | None = None,
+    timezone: str | None = None,
+    environment: str | list[str] | None = None,
+    client: LogfireQueryClient | None = None,
+    dtype_backend: DtypeBackend | None = None,
+) -> pd.DataFrame:
+    """Read a Logfire query into a pandas DataFrame.
+
+    Timestamps stay timezone-aware UTC at microsecond precision (``datetime64[us, UTC]``) with every backend.
+
+    Parameters
+    ----------
+    dtype_backend
+        None: NumPy dtypes, structs and lists as Python objects. ``"numpy_nullable"``: pandas' nullable
+        ``Int64``/``boolean``/``string`` dtypes. ``"pyarrow"``: ``pd.ArrowDtype`` columns, zero-copy, structs kept
+        as Arrow structs (the fastest for JSON columns).
+
+    Other parameters: see :func:`logfire_io.read_logfire_arrow`.
+    """
+    if dtype_backend not in (None, "numpy_nullable", "pyarrow"):
+        msg = f"`dtype_backend` must be None, 'numpy_nullable' or 'pyarrow', got {dtype_backend!r}"
+        raise ConfigurationError(msg)
+    pandas = _import_pandas()
+    table = read_logfire_arrow(
+        sql,
+        read_token=read_token,
+        base_url=base_url,
+        min_timestamp=min_timestamp,
+        max_timestamp=max_timestamp,
+        limit=limit,
+        slices=slices,
+        max_concurrency=max_concurrency,
+        json_columns=json_columns,
+        progress=progress,
+        timezone=timezone,
+        environment=environment,
+        client=client,
+    )
+    return arrow_to_pandas(table, dtype_backend, pandas)
+
+
+def arrow_to_pandas(table: pa.Table, dtype_backend: DtypeBackend | None, pandas: object) -> pd.DataFrame:
+    """Convert at the edge, keeping microsecond UTC timestamps whatever the backend."""
+    pd_ = pandas
+    if dtype_backend == "pyarrow":
+        return table.to_pandas(types_mapper=pd_.ArrowDtype)  # type: ignore[attr-defined,no-any-return]
+    if dtype_backend == "numpy_nullable":
+        nullable = {
+            pa.int8(): pd_.Int8Dtype(),
+            pa.int16(): pd_.Int16Dtype(),
+            pa.int32(): pd_.Int32Dtype(),  # type: ignore[attr-defined]
+            pa.int64(): pd_.Int64Dtype(),
+            pa.uint8(): pd_.UInt8Dtype(),
+            pa.uint16(): pd_.UInt16Dtype(),  # type: ignore[attr-defined]
+            pa.uint32(): pd_.UInt32Dtype(),
+            pa.uint64(): pd_.UInt64Dtype(),
+            pa.bool_(): pd_.BooleanDtype(),  # type: ignore[attr-defined]
+            pa.float32(): pd_.Float32Dtype(),
+            pa.float64(): pd_.Float64Dtype(),
+            pa.string(): pd_.StringDtype(),  # type: ignore[attr-defined]
+        }
+        return table.to_pandas(types_mapper=nullable.get, coerce_temporal_nanoseconds=False)  # type: ignore[no-any-return]
+    return table.to_pandas(coerce_temporal_nanoseconds=False)  # type: ignore[no-any-return]

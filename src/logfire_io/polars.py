@@ -1,0 +1,227 @@
+"""Logfire for polars: ``read_logfire``, ``scan_logfire`` (lazy, with pushdown) and a ``logfire`` namespace.
+
+Importing :mod:`logfire_io` also sets ``pl.read_logfire`` and ``pl.scan_logfire``. Those are plain module
+attributes (polars has no registry for top-level readers), so type checkers do not know them; for typed code,
+``from logfire_io.polars import read_logfire, scan_logfire``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
+
+import polars as pl
+from polars.io.plugins import register_io_source
+
+from logfire_io._exceptions import ConfigurationError
+from logfire_io._json import JSONColumns, decode_json_columns
+from logfire_io._predicate import translate
+from logfire_io._read import DEFAULT_MAX_CONCURRENCY, ReadRequest, iter_tables, open_client, read_arrow
+from logfire_io._sql import quote_identifier
+from logfire_io.schema import LEVEL_NAMES, TABLE_SCHEMAS, TIME_COLUMNS
+
+if TYPE_CHECKING:
+    from datetime import datetime, timedelta
+
+    import pyarrow as pa
+
+    from logfire_io._client import LogfireQueryClient
+
+__all__ = ["LogfireExprNamespace", "LogfireFrameNamespace", "read_logfire", "scan_logfire"]
+
+
+def read_logfire(
+    sql: str,
+    *,
+    read_token: str | None = None,
+    base_url: str | None = None,
+    min_timestamp: datetime | None = None,
+    max_timestamp: datetime | None = None,
+    limit: int | None = None,
+    slices: int | timedelta | None = None,
+    max_concurrency: int | None = None,
+    json_columns: JSONColumns = "auto",
+    progress: bool | None = None,
+    timezone: str | None = None,
+    environment: str | list[str] | None = None,
+    client: LogfireQueryClient | None = None,
+) -> pl.DataFrame:
+    """Read a Logfire query into a polars DataFrame: every row of the window, JSON columns as structs.
+
+    Parameters: see :func:`logfire_io.read_logfire_arrow`. The Arrow result is handed to polars without a
+    rechunk, so numeric and timestamp buffers are shared, not copied.
+
+    Examples
+    --------
+    >>> import polars as pl, logfire_io
+    >>> df = pl.read_logfire(  # doctest: +SKIP
+    ...     "SELECT start_timestamp, span_name, attributes FROM records WHERE level >= 'warn'",
+    ...     min_timestamp=datetime.now(UTC) - timedelta(days=1),
+    ... )
+    >>> df.select(pl.col("attributes").struct.field("http.route"))  # doctest: +SKIP
+    """
+    request = ReadRequest(
+        sql,
+        min_timestamp,
+        max_timestamp,
+        limit,
+        slices,
+        max_concurrency or DEFAULT_MAX_CONCURRENCY,
+        progress,
+        timezone,
+        environment,
+    )
+    table = read_arrow(request, read_token=read_token, base_url=base_url, client=client, json_columns=json_columns)
+    return pl.from_arrow(table, rechunk=False)  # type: ignore[return-value]
+
+
+def _polars_schema(schema: pa.Schema) -> pl.Schema:
+    return pl.from_arrow(schema.empty_table()).schema  # type: ignore[union-attr]
+
+
+def scan_logfire(
+    sql_or_table: str,
+    *,
+    read_token: str | None = None,
+    base_url: str | None = None,
+    min_timestamp: datetime | None = None,
+    max_timestamp: datetime | None = None,
+    slices: int | timedelta | None = None,
+    max_concurrency: int | None = None,
+    json_columns: Mapping[str, pl.DataType] | None = None,
+    progress: bool | None = None,
+    timezone: str | None = None,
+    environment: str | list[str] | None = None,
+    client: LogfireQueryClient | None = None,
+) -> pl.LazyFrame:
+    """Lazily scan a Logfire table (``"records"``, ``"records_all"``, ``"metrics"``) or query.
+
+    Only what the query plan needs is fetched: selected columns become the SELECT list, translatable filters
+    become SQL (bounds on the time column also narrow ``min_timestamp``/``max_timestamp``), and ``head(n)``
+    becomes a limit that stops reading early. Every batch is still filtered with the full predicate locally,
+    so a filter that cannot be translated is never dropped. Reads past the row cap are sliced as in
+    :func:`read_logfire`.
+
+    Parameters
+    ----------
+    sql_or_table
+        A table name, or a SQL query (its schema is probed with one zero-row request when first needed).
+    json_columns
+        JSON text columns to decode, with their polars dtypes. The lazy schema must be known before reading,
+        so inferring struct types (``read_logfire``'s ``"auto"``) is not available here; decode later with
+        ``df.logfire.decode_json()``, or use :func:`read_logfire`.
+
+    Other parameters: see :func:`logfire_io.read_logfire_arrow`.
+
+    .. warning:: Built on polars' IO plugin API, which polars marks **unstable**.
+
+    Examples
+    --------
+    >>> lf = pl.scan_logfire("records", min_timestamp=since)  # doctest: +SKIP
+    >>> lf.filter(pl.col("level") >= 17).select("span_name", "message").head(20).collect()  # doctest: +SKIP
+    """
+    if isinstance(json_columns, str) or (json_columns is not None and not isinstance(json_columns, Mapping)):
+        msg = (
+            f"`json_columns` in scan_logfire must be a dict of column name to polars dtype or None, got "
+            f"{json_columns!r}\n\nHint: a lazy scan needs its schema before reading, so it cannot infer structs; "
+            "use read_logfire(..., json_columns='auto'), or pass the dtypes."
+        )
+        raise ConfigurationError(msg)
+    table = sql_or_table.strip()
+    is_table = table.lower() in TABLE_SCHEMAS
+    if not table:
+        msg = "`sql_or_table` must be a table name ('records', 'records_all', 'metrics') or a SQL query"
+        raise ConfigurationError(msg)
+    common = {
+        "min_timestamp": min_timestamp,
+        "max_timestamp": max_timestamp,
+        "slices": slices,
+        "max_concurrency": max_concurrency or DEFAULT_MAX_CONCURRENCY,
+        "progress": progress,
+        "timezone": timezone,
+        "environment": environment,
+    }
+    ReadRequest("SELECT 1", **common)  # type: ignore[arg-type]  # validate arguments now, not at collect()
+
+    def base_schema() -> pl.Schema:
+        if is_table:
+            schema = _polars_schema(TABLE_SCHEMAS[table.lower()])
+        else:
+            probe = ReadRequest(f"SELECT * FROM ({table}) AS q LIMIT 0", **common)  # type: ignore[arg-type]
+            with open_client(client, read_token, base_url, 1) as active:
+                first = next(iter_tables(active, probe, owns_client=client is None))
+            schema = _polars_schema(first.schema)
+        for name, dtype in (json_columns or {}).items():
+            if name not in schema:
+                msg = f"`json_columns` names {name!r}, which the scan does not have; it has {list(schema)}"
+                raise ConfigurationError(msg)
+            schema[name] = dtype
+        return schema
+
+    def source(
+        with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None, batch_size: int | None
+    ) -> Iterator[pl.DataFrame]:
+        schema = base_schema()
+        columns = list(with_columns) if with_columns is not None else list(schema)
+        needed = set(columns) | (set(predicate.meta.root_names()) if predicate is not None else set())
+        selected = [name for name in schema if name in needed] or [next(iter(schema))]
+        pushdown = translate(predicate, time_column=TIME_COLUMNS[table.lower()] if is_table else None)
+        source_sql = table.lower() if is_table else f"({table}) AS q"
+        sql = f"SELECT {', '.join(quote_identifier(c) for c in selected)} FROM {source_sql}"
+        if pushdown.where:
+            sql += f" WHERE {pushdown.where}"
+        fully_pushed = predicate is None or pushdown.complete
+        low = max(filter(None, [common["min_timestamp"], pushdown.min_timestamp]), default=None)
+        high = min(filter(None, [common["max_timestamp"], pushdown.max_timestamp]), default=None)
+        if low and high and low > high:
+            return
+        request = ReadRequest(
+            sql,
+            **{**common, "min_timestamp": low, "max_timestamp": high},  # type: ignore[arg-type]
+            limit=n_rows if fully_pushed else None,
+        )
+        remaining = n_rows
+        with open_client(client, read_token, base_url, request.max_concurrency) as active:
+            for piece in iter_tables(active, request, owns_client=client is None):
+                frame = pl.from_arrow(decode_json_columns(piece, dict(json_columns or {})), rechunk=False)
+                assert isinstance(frame, pl.DataFrame)
+                if predicate is not None:
+                    frame = frame.filter(predicate)
+                if remaining is not None:
+                    frame = frame.head(remaining)
+                    remaining -= frame.height
+                for offset in range(0, max(frame.height, 1), batch_size or max(frame.height, 1)):
+                    yield frame.slice(offset, batch_size or frame.height)
+                if remaining == 0:
+                    return
+
+    return register_io_source(source, schema=base_schema, is_pure=True)
+
+
+@pl.api.register_expr_namespace("logfire")
+class LogfireExprNamespace:
+    """``pl.col(...).logfire``: helpers for Logfire columns."""
+
+    def __init__(self, expr: pl.Expr) -> None:
+        self._expr = expr
+
+    def level_name(self) -> pl.Expr:
+        """Level numbers to Logfire's names (9 -> ``"info"``, 17 -> ``"error"``), like SQL ``level_name``."""
+        return self._expr.replace_strict(LEVEL_NAMES, default=None, return_dtype=pl.String)
+
+
+@pl.api.register_dataframe_namespace("logfire")
+class LogfireFrameNamespace:
+    """``df.logfire``: helpers for frames read from Logfire."""
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        self._frame = frame
+
+    def decode_json(self, *columns: str) -> pl.DataFrame:
+        """Decode JSON text columns into structs with the exact rules of ``json_columns="auto"``.
+
+        Without names, Logfire's JSON columns present in the frame are decoded.
+        """
+        table = self._frame.to_arrow()
+        decoded = decode_json_columns(table, list(columns) if columns else "auto")
+        return pl.from_arrow(decoded, rechunk=False)  # type: ignore[return-value]
