@@ -20,7 +20,7 @@ from logfire_io.server.tables import TableSource, conform, load, write_for_worke
 from logfire_io.server.workers import WorkerPool
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from types import TracebackType
 
     from logfire_io.server.engine import Bounds
@@ -184,10 +184,12 @@ class LocalLogfire:
             threading.Event().wait(0.01)
         return self
 
-    def serve_forever(self) -> None:
-        """Serve in this thread until interrupted (Ctrl-C)."""
+    def serve_forever(self, on_ready: Callable[[LocalLogfire], None] | None = None) -> None:
+        """Serve in this thread until interrupted (Ctrl-C); ``on_ready`` is called once it is listening."""
         sock = self._bind()
         self._pool.wait_ready()
+        if on_ready is not None:
+            on_ready(self)
         self._server = uvicorn.Server(self._config())
         try:
             self._server.run(sockets=[sock])
