@@ -21,15 +21,15 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import orjson
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
+import polars as pl
 from logfire_io._exceptions import ConfigurationError
 from logfire_io.schema import JSON_COLUMNS
 
@@ -39,6 +39,8 @@ JSONColumns = Literal["auto"] | Sequence[str] | Mapping[str, pl.DataType] | None
 """``"auto"`` (Logfire's JSON columns present in the result), None (keep text), names, or names to dtypes."""
 
 _CONFLICT = re.compile(r"Column\((?P<path>[^)]*)\) changed from \w+ to \w+")
+_AMBIGUOUS_KEY = r'"(?:[^"\\]|\\.)*/(?:[^"\\]|\\.)*"\s*:|"\[\]"\s*:'
+"""Keys containing "/" or equal to "[]", which Arrow's clash messages (``Column(/a/[]/b)``) cannot name."""
 _MAX_ROUNDS = 64
 _BLOCK_SIZE = 4 << 20
 _ALWAYS_TEXT = frozenset({"log_body"})
@@ -63,14 +65,15 @@ def _conflict_key(message: str) -> list[str] | None:
     return segments or None
 
 
-def _as_json_text(line: str, path: list[str]) -> str:
-    """``line`` with the value at ``path`` replaced by its own JSON text."""
+def _as_json_text(line: str, paths: list[list[str]]) -> str:
+    """``line`` with the value at each path replaced by its own JSON text (no path is inside another)."""
     document = orjson.loads(line)
-    parent = document
-    for key in path[:-1]:
-        parent = parent.get(key) if isinstance(parent, dict) else None
-    if isinstance(parent, dict) and path[-1] in parent and parent[path[-1]] is not None:
-        parent[path[-1]] = orjson.dumps(parent[path[-1]]).decode()
+    for path in paths:
+        parent = document
+        for key in path[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and parent.get(path[-1]) is not None:
+            parent[path[-1]] = orjson.dumps(parent[path[-1]]).decode()
     return orjson.dumps(document).decode()
 
 
@@ -101,22 +104,24 @@ def _text_timestamps(type_: pa.DataType) -> pa.DataType:
     return type_
 
 
-def _read_objects(lines: pl.Series) -> pa.ChunkedArray:
+def _read_objects(original: pl.Series) -> pa.ChunkedArray:
     """Parse non-null JSON object lines with Arrow's reader, turning clashing keys into JSON text."""
+    lines, paths = original, []
     for _ in range(_MAX_ROUNDS):
         data = _ndjson(lines)
         try:
             table = _parse(data)
         except pa.ArrowInvalid as exc:
             path = _conflict_key(str(exc))
-            if path is None:
-                raise _NotObjects(str(exc)) from exc
-            touched = lines.str.contains(re.escape(orjson.dumps(path[0]).decode()) + r"\s*:")
-            before = lines.filter(touched)
-            fixed = pl.Series([_as_json_text(line, path) for line in before], dtype=pl.String)
-            if fixed.equals(before):
-                raise _NotObjects(str(exc)) from exc  # no progress: a key we cannot address (contains "/")
-            lines = lines.scatter(touched.arg_true(), fixed)
+            if path is None or path in paths:
+                raise _NotObjects(str(exc)) from exc  # invalid JSON, or a key we cannot address (contains "/")
+            # Keep only outermost paths, and rewrite from the original text, so an enclosing value that later
+            # turns out to clash too is kept as its original JSON, not as the text-ified version.
+            paths = [p for p in paths if p[: len(path)] != path] + [path]
+            tops = {orjson.dumps(p[0]).decode() for p in paths}
+            touched = original.str.contains("|".join(re.escape(t) + r"\s*:" for t in tops))
+            fixed = pl.Series([_as_json_text(line, paths) for line in original.filter(touched)], dtype=pl.String)
+            lines = original.clone().scatter(touched.arg_true(), fixed) if touched.any() else original
             continue
         schema = pa.schema([f.with_type(_text_timestamps(f.type)) for f in table.schema])
         if schema != table.schema:  # ISO dates were read as timestamps: read those fields as the text they are
@@ -139,6 +144,8 @@ def decode_json_array(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     texts = pl.Series(values).cast(pl.String)
     valid = texts.is_not_null()
     lines = texts.filter(valid)
+    if lines.is_empty():
+        return pa.chunked_array([pa.nulls(len(texts), pa.struct([]))])
     multi_line = lines.str.contains("\n", literal=True) | lines.str.contains("\r", literal=True)
     if multi_line.any():  # pretty-printed JSON: make each document one line
         compact = [orjson.dumps(orjson.loads(text)).decode() for text in lines.filter(multi_line)]
@@ -147,14 +154,108 @@ def decode_json_array(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
         msg = "not every value is a JSON object"
         raise ValueError(msg)
     try:
+        if lines.str.contains(_AMBIGUOUS_KEY).any():
+            raise _NotObjects("a key Arrow's error paths cannot name")
         decoded = _read_objects(lines)
-    except _NotObjects as exc:
-        raise ValueError(str(exc)) from None
+        for chunk in decoded.chunks:
+            chunk.validate(full=True)
+    except (_NotObjects, pa.ArrowInvalid):
+        # Arrow's reader refused (a key it cannot address) or mis-read (nulls inside lists, seen in pyarrow 26):
+        # decode exactly in Python instead. Slower, and only for such columns.
+        decoded = pa.chunked_array([_python_objects(lines.to_list())])
     if valid.all():
         return decoded
     positions = valid.cast(pl.Int64).cum_sum() - 1
     indices = pa.array(positions.to_numpy(), mask=(~valid).to_numpy())
     return decoded.take(indices)
+
+
+_Spec = tuple[Any, ...]
+"""A value type under the rules: ("null",), ("bool",), ("int",), ("float",), ("str",), ("text",) for JSON text,
+("list", item), ("struct", {key: spec})."""
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int" if -(2**63) <= value < 2**63 else "float"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    return "list" if isinstance(value, list) else "struct"
+
+
+def _contains_text(spec: _Spec) -> bool:
+    if spec[0] == "text":
+        return True
+    if spec[0] == "list":
+        return _contains_text(spec[1])
+    if spec[0] == "struct":
+        return any(_contains_text(s) for s in spec[1].values())
+    return False
+
+
+def _infer(values: list[Any]) -> _Spec:
+    present = [v for v in values if v is not None]
+    kinds = {_kind(v) for v in present}
+    if kinds == {"int", "float"}:
+        kinds = {"float"}
+    if not kinds:
+        return ("null",)
+    if len(kinds) > 1:
+        return ("text",)
+    kind = kinds.pop()
+    if kind == "struct":
+        keys = dict.fromkeys(k for v in present for k in v)
+        return ("struct", {k: _infer([v.get(k) for v in present]) for k in keys})
+    if kind == "list":
+        item = _infer([i for v in present for i in v])
+        return ("text",) if _contains_text(item) else ("list", item)
+    return (kind,)
+
+
+def _arrow_type(spec: _Spec) -> pa.DataType:
+    simple = {
+        "null": pa.null(),
+        "bool": pa.bool_(),
+        "int": pa.int64(),
+        "float": pa.float64(),
+        "str": pa.string(),
+        "text": pa.string(),
+    }
+    if spec[0] in simple:
+        return simple[spec[0]]
+    if spec[0] == "list":
+        return pa.list_(_arrow_type(spec[1]))
+    return pa.struct([pa.field(k, _arrow_type(s)) for k, s in spec[1].items()])
+
+
+def _convert(value: Any, spec: _Spec) -> Any:
+    if value is None:
+        return None
+    if spec[0] == "text":
+        return orjson.dumps(value).decode()
+    if spec[0] == "float":
+        return float(value)
+    if spec[0] == "list":
+        return [_convert(v, spec[1]) for v in value]
+    if spec[0] == "struct":
+        return {k: _convert(value.get(k), s) for k, s in spec[1].items()}
+    return value
+
+
+def _python_objects(lines: list[str]) -> pa.StructArray:
+    """The exact, slow path: parse each document in Python and apply the rules."""
+    documents = [orjson.loads(line) for line in lines]
+    if not all(isinstance(d, dict) for d in documents):
+        msg = "not every value is a JSON object"
+        raise ValueError(msg)
+    spec = _infer(documents)
+    if spec[0] != "struct":
+        spec = ("struct", {})
+    return pa.array([_convert(d, spec) for d in documents], _arrow_type(spec))
 
 
 def _is_text(type_: pa.DataType) -> bool:
