@@ -34,6 +34,8 @@ _ONE_US = timedelta(microseconds=1)
 _FILL = 0.9
 """Pack slices to at most this share of the cap, so that growth between planning and fetching rarely fills one."""
 HISTOGRAM_BUCKETS = 2_000
+MAX_SLICES = 100_000
+"""More slices than this is a mistake (a width of a microsecond over days), not a plan."""
 
 
 class SliceError(LogfireIOError):
@@ -86,6 +88,12 @@ def plan_slices(low: datetime, high: datetime, slices: int | timedelta) -> list[
         count = min(slices, total_us)
     else:
         msg = f"`slices` must be a positive int, a timedelta or None, got {slices!r}"
+        raise ConfigurationError(msg)
+    if count > MAX_SLICES:
+        msg = (
+            f"`slices` asks for {count:,} slices, more than the {MAX_SLICES:,} allowed; use a wider slice, or "
+            "`slices=None` to plan from the data"
+        )
         raise ConfigurationError(msg)
     edges = [low + timedelta(microseconds=total_us * i // count) for i in range(count)] + [high]
     return [Slice(a, b) for a, b in pairwise(edges) if a < b]

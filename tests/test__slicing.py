@@ -1,0 +1,70 @@
+"""Pure slice planning: slices partition the window exactly, and packed slices respect the cap."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from logfire_io import ConfigurationError, MAX_LIMIT, Slice, plan_slices
+from logfire_io._slicing import pack_histogram
+from tests.strategies import instants
+
+LOW = datetime(2026, 1, 1, tzinfo=UTC)
+HIGH = LOW + timedelta(days=3)
+
+
+def _assert_partition(slices: list[Slice], low: datetime, high: datetime) -> None:
+    assert slices[0].low == low
+    assert slices[-1].high == high
+    for left, right in zip(slices, slices[1:], strict=False):
+        assert left.high == right.low  # no gap, no overlap: half-open [low, high)
+    assert all(s.low < s.high for s in slices)
+
+
+@given(instants(LOW, HIGH), instants(LOW, HIGH), st.one_of(st.integers(1, 500), st.integers(1, 10**9).map(lambda us: timedelta(microseconds=us))))
+def test_plan_slices_partitions_the_window(a: datetime, b: datetime, slices: int | timedelta) -> None:
+    if a == b:
+        with pytest.raises(ConfigurationError, match="window is empty"):
+            plan_slices(a, b, slices)
+        return
+    low, high = min(a, b), max(a, b)
+    count = slices if isinstance(slices, int) else -(-(high - low) // slices)
+    if count > 100_000 and not (isinstance(slices, int) and (high - low).total_seconds() * 1e6 <= 100_000):
+        with pytest.raises(ConfigurationError, match="more than the 100,000 allowed"):
+            plan_slices(low, high, slices)
+        return
+    plan = plan_slices(low, high, slices)
+    _assert_partition(plan, low, high)
+    if isinstance(slices, int):
+        assert len(plan) == min(slices, (high - low) // timedelta(microseconds=1))
+
+
+@settings(max_examples=200)
+@given(st.integers(1, 3_600_000_000), st.lists(st.integers(0, 40_000), min_size=1, max_size=60))
+def test_pack_histogram_partitions_and_respects_the_cap(width_us: int, counts: list[int]) -> None:
+    width = timedelta(microseconds=width_us)
+    high = LOW + width * len(counts)
+    histogram = {LOW + width * i: n for i, n in enumerate(counts)}
+    plan = pack_histogram(LOW, high, width_us, histogram)
+    _assert_partition(plan, LOW, high)
+    for piece in plan:  # slices made of whole buckets hold at most 90% of the cap
+        buckets = [n for start, n in histogram.items() if piece.low <= start and start + width <= piece.high]
+        if buckets and sum(buckets) > 0 and len(buckets) > 1:
+            assert sum(buckets) <= MAX_LIMIT * 0.9
+    assert len(plan) <= max(1, sum(-(-n // int(MAX_LIMIT * 0.9)) for n in counts)) + len(counts)
+
+
+def test_halves_stop_at_one_microsecond() -> None:
+    one = Slice(LOW, LOW + timedelta(microseconds=1))
+    assert one.halves() is None
+    left, right = Slice(LOW, LOW + timedelta(microseconds=3)).halves()  # type: ignore[misc]
+    assert left.high == right.low and left.low == LOW and right.high == LOW + timedelta(microseconds=3)
+
+
+@pytest.mark.parametrize("slices", [0, -1, 1.5, "4", True, timedelta(0)])
+def test_bad_slices(slices: object) -> None:
+    with pytest.raises(ConfigurationError, match="`slices`"):
+        plan_slices(LOW, HIGH, slices)  # type: ignore[arg-type]

@@ -1,0 +1,72 @@
+"""Which queries can be split by time, decided with a SQL parser, and the bounds injected into them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import sqlglot
+
+from logfire_io._sql import analyze, bounded
+
+LOW, HIGH = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ("SELECT count(*) FROM records", "aggregate"),
+        ("SELECT span_name, avg(duration) FROM records GROUP BY span_name", "aggregate"),
+        ("SELECT span_name FROM records GROUP BY span_name", "GROUP BY"),
+        ("SELECT DISTINCT span_name FROM records", "DISTINCT"),
+        ("SELECT span_name, row_number() OVER (ORDER BY start_timestamp) FROM records", "window function"),
+        ("SELECT * FROM records LIMIT 10", "LIMIT"),
+        ("SELECT * FROM records ORDER BY start_timestamp LIMIT 10", "LIMIT"),
+        ("SELECT * FROM records OFFSET 10", "LIMIT/OFFSET"),
+        ("SELECT span_name FROM records UNION SELECT metric_name FROM metrics", "UNION"),
+        ("SELECT span_name FROM records EXCEPT SELECT span_name FROM records_all", "EXCEPT"),
+        ("WITH x AS (SELECT * FROM records) SELECT * FROM x", "WITH"),
+        ("SELECT 1", "reads no table"),
+        ("SELECT * FROM other_table", "FROM is not"),
+        ("SELECT * FROM records ORDER BY attributes->>'x'", "ORDER BY"),
+        ("SELEC nonsense", "not a plain SELECT"),
+    ],
+)
+def test_refuses_shapes_whose_answer_changes_when_split(sql: str, reason: str) -> None:
+    query = analyze(sql)
+    assert not query.sliceable
+    assert reason in query.reason  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM records",
+        "SELECT message, attributes->>'http.route' AS route FROM records WHERE level >= 'warn' AND attributes ? 'x'",
+        "SELECT * FROM metrics WHERE metric_name = 'cpu'",
+        "SELECT p.message, c.message FROM records p JOIN records c ON c.parent_span_id = p.span_id",
+        "SELECT * FROM (SELECT span_name, start_timestamp FROM records_all) AS q WHERE span_name LIKE 'GET%'",
+        "SELECT span_name, start_timestamp FROM records ORDER BY start_timestamp DESC, span_name",
+    ],
+)
+def test_row_queries_slice_with_exact_bounds(sql: str) -> None:
+    query = analyze(sql)
+    assert query.sliceable, query.reason
+    text = bounded(query, LOW, HIGH)
+    tree = sqlglot.parse_one(text, read="postgres")
+    time_column = "recorded_timestamp" if "metrics" in sql else "start_timestamp"
+    assert f'"{time_column}" >= CAST(\'2026-01-01T00:00:00.000000Z\' AS TIMESTAMPTZ)' in text
+    assert f'"{time_column}" < CAST(\'2026-01-02T00:00:00.000000Z\' AS TIMESTAMPTZ)' in text
+    assert tree.sql("postgres")  # still valid SQL
+
+
+def test_join_reads_other_tables_over_the_whole_window() -> None:
+    assert analyze("SELECT p.message FROM records p JOIN records c ON c.trace_id = p.trace_id").reads_other_tables
+    assert not analyze("SELECT message FROM records").reads_other_tables
+
+
+def test_logfire_spellings_survive_the_rewrite() -> None:
+    text = bounded(analyze("SELECT * FROM records WHERE array_has(tags, 'x') AND start_timestamp > now() - interval '1 hour'"), LOW, None)
+    assert "array_has(tags, 'x')" in text.lower()
+    assert "now()" in text
+    assert "ANY" not in text
