@@ -155,7 +155,8 @@ def decode_json_array(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
         raise ValueError(msg)
     try:
         if lines.str.contains(_AMBIGUOUS_KEY).any():
-            raise _NotObjects("a key Arrow's error paths cannot name")
+            msg = "a key Arrow's error paths cannot name"
+            raise _NotObjects(msg)
         decoded = _read_objects(lines)
         for chunk in decoded.chunks:
             chunk.validate(full=True)

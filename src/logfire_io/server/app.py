@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 import pyarrow as pa
 from starlette.applications import Starlette
+from starlette.concurrency import iterate_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -31,7 +32,7 @@ from logfire_io.server.faults import STATUS_FAULTS, FaultPlan
 from logfire_io.server.workers import QueryStream, QueryTimeout, WorkerDied, WorkerPool, WorkersBusy
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import AsyncIterator, Iterator
 
     from starlette.requests import Request
 
@@ -288,6 +289,15 @@ def _apply_fault(fault: str | None, pieces: Iterator[bytes], *, arrow: bool) -> 
     raise ConnectionResetError(msg)
 
 
+async def _closing(stream: QueryStream, pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Stream ``pieces`` from a thread; if the client goes away, abandon the query instead of leaking its worker."""
+    try:
+        async for piece in iterate_in_threadpool(pieces):
+            yield piece
+    finally:
+        stream.close()
+
+
 def _prelude(request: Request, state: ServerState) -> str | None:
     """Latency, rate limit and status faults shared by both query endpoints; returns a body fault."""
     if state.latency_ms:
@@ -311,7 +321,9 @@ def _respond(state: ServerState, endpoint: str, query: _Query, fmt: Format, faul
     )
     stream = _run(state, query)
     if fmt == "arrow":
-        return StreamingResponse(_apply_fault(fault, iter(stream), arrow=True), media_type=ARROW_MEDIA_TYPE)
+        return StreamingResponse(
+            _closing(stream, _apply_fault(fault, iter(stream), arrow=True)), media_type=ARROW_MEDIA_TYPE
+        )
     table = _table(stream)
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
     body = encode_csv(table) if fmt == "csv" else encode(table, stream.plans)

@@ -19,6 +19,7 @@ __all__ = ["FAULT_KINDS", "FaultPlan", "parse_faults"]
 
 FAULT_KINDS = frozenset({"429", "500", "502", "503", "401", "reset", "truncate", "slow"})
 STATUS_FAULTS = frozenset({"429", "500", "502", "503", "401"})
+_NONE = "none"  # a queued place-holder: answer this request normally
 
 
 def parse_faults(spec: str | dict[str, float] | None) -> dict[str, float]:
@@ -59,19 +60,20 @@ class FaultPlan:
         self.injected: list[str] = []
         """Every fault injected so far, in order (for tests and reports)."""
 
-    def push(self, kind: str, times: int = 1) -> None:
-        """Inject ``kind`` into the next ``times`` query requests."""
+    def push(self, kind: str, times: int = 1, *, after: int = 0) -> None:
+        """Inject ``kind`` into ``times`` query requests, once ``after`` more requests have been answered normally."""
         if kind not in FAULT_KINDS:
             msg = f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}"
             raise ValueError(msg)
         with self._lock:
-            self._queue.extend([kind] * times)
+            self._queue.extend([_NONE] * after + [kind] * times)
 
     def draw(self) -> str | None:
         """The fault for the request being served now, or None."""
         with self._lock:
             if self._queue:
-                kind: str | None = self._queue.popleft()
+                queued = self._queue.popleft()
+                kind: str | None = None if queued is _NONE else queued
             else:
                 kind, roll = None, self._random.random()
                 for candidate, probability in self._probabilities.items():

@@ -97,42 +97,66 @@ class _Worker:
 class QueryStream:
     """The answer of one query: its plans, then the Arrow IPC stream in pieces.
 
-    Iterate it to get the pieces; the worker goes back to the pool once the stream ends, or is replaced if the
-    stream is abandoned or overruns the deadline.
+    Iterate it to get the pieces; the worker goes back to the pool when the stream ends. ``close()`` abandons
+    the rest (the HTTP client went away): the worker finishes the query in the background and is reused, or is
+    replaced if it overruns the deadline. Reads of the worker's pipe are serialized by a lock, so an abandoning
+    ``close()`` from the event loop never races a read still running in a thread.
     """
 
     def __init__(self, pool: WorkerPool, worker: _Worker, deadline: float, plans: dict[str, str]) -> None:
         self._pool, self._worker, self._deadline, self.plans = pool, worker, deadline, plans
-        self._done = False
+        self._lock = threading.Lock()
+        self._finished = False
+        self._abandoned = False
+
+    def _next_frame(self) -> tuple[bytes, bytes] | None:
+        """The next frame, or None once the stream is finished or abandoned; settles the worker at the end."""
+        with self._lock:
+            if self._finished or self._abandoned:
+                return None
+            try:
+                kind, payload = self._worker.read_frame(self._deadline)
+            except (QueryTimeout, WorkerDied):
+                self._finished = True
+                self._pool.replace(self._worker)
+                raise
+            if kind != b"D":
+                self._finished = True
+                self._pool.release(self._worker)
+            return kind, payload
 
     def __iter__(self) -> Iterator[bytes]:
-        try:
-            while True:
-                kind, payload = self._worker.read_frame(self._deadline)
-                if kind == b"D":
-                    yield payload
-                elif kind == b"Z":
-                    self._done = True
-                    self._pool.release(self._worker)
-                    return
-                else:
-                    self._done = True
-                    self._pool.release(self._worker)
-                    raise _query_error(payload)
-        finally:
-            if not self._done:
-                self._done = True
-                self._pool.replace(self._worker)
+        while (frame := self._next_frame()) is not None:
+            kind, payload = frame
+            if kind == b"D":
+                yield payload
+            elif kind == b"Z":
+                return
+            else:
+                raise _query_error(payload)
 
     def read_all(self) -> bytes:
         """The whole Arrow IPC stream."""
         return b"".join(self)
 
     def close(self) -> None:
-        """Give up on the rest of the stream (the worker is replaced)."""
-        if not self._done:
-            self._done = True
-            self._pool.replace(self._worker)
+        """Abandon the rest of the stream without blocking; the worker drains it in the background."""
+        if not self._finished and not self._abandoned:
+            self._abandoned = True
+            threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+            try:
+                while self._worker.read_frame(self._deadline)[0] == b"D":
+                    pass
+            except (QueryTimeout, WorkerDied, OSError):
+                self._pool.replace(self._worker)
+                return
+            self._pool.release(self._worker)
 
 
 def _query_error(payload: bytes) -> Exception:
