@@ -134,12 +134,12 @@ def _read_objects(original: pl.Series) -> pa.ChunkedArray:
 
 
 def decode_json_array(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
-    """Decode a string array of JSON objects into a struct array under the module's rules.
+    """Decode a string array of JSON objects (to a struct array) or JSON arrays (to a list array).
 
     Raises
     ------
     ValueError
-        Some non-null value is not a JSON object.
+        Some value is not valid JSON, or the values are not all objects or all arrays.
     """
     texts = pl.Series(values).cast(pl.String)
     valid = texts.is_not_null()
@@ -150,25 +150,31 @@ def decode_json_array(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     if multi_line.any():  # pretty-printed JSON: make each document one line
         compact = [orjson.dumps(orjson.loads(text)).decode() for text in lines.filter(multi_line)]
         lines = lines.scatter(multi_line.arg_true(), pl.Series(compact, dtype=pl.String))
-    if not lines.str.strip_chars_start().str.starts_with("{").all():
-        msg = "not every value is a JSON object"
-        raise ValueError(msg)
+    # Wrap every document as {"v": ...}: objects and arrays then take the same path, and a column that mixes
+    # them shows up as a clash on "v".
+    wrapped = pl.concat_str([pl.lit('{"v":'), lines, pl.lit("}")], ignore_nulls=False).alias("v")
+    wrapped = pl.select(wrapped).to_series()
     try:
         if lines.str.contains(_AMBIGUOUS_KEY).any():
             msg = "a key Arrow's error paths cannot name"
             raise _NotObjects(msg)
-        decoded = _read_objects(lines)
+        decoded = _read_objects(wrapped)
         for chunk in decoded.chunks:
             chunk.validate(full=True)
     except (_NotObjects, pa.ArrowInvalid):
-        # Arrow's reader refused (a key it cannot address) or mis-read (nulls inside lists, seen in pyarrow 26):
-        # decode exactly in Python instead. Slower, and only for such columns.
-        decoded = pa.chunked_array([_python_objects(lines.to_list())])
+        # Arrow's reader refused (invalid JSON, a key it cannot address) or mis-read (nulls inside lists, seen in
+        # pyarrow 26): decode exactly in Python instead. Slower, and only for such columns.
+        decoded = pa.chunked_array([_python_objects(wrapped.to_list())])
+    values_type = decoded.type.field("v").type
+    if not (pa.types.is_struct(values_type) or pa.types.is_list(values_type)):
+        msg = "the values are not all JSON objects or all JSON arrays"
+        raise ValueError(msg)
+    inner = pa.chunked_array([chunk.field("v") for chunk in decoded.chunks], type=values_type)
     if valid.all():
-        return decoded
+        return inner
     positions = valid.cast(pl.Int64).cum_sum() - 1
     indices = pa.array(positions.to_numpy(), mask=(~valid).to_numpy())
-    return decoded.take(indices)
+    return inner.take(indices)
 
 
 _Spec = tuple[Any, ...]

@@ -204,7 +204,7 @@ def translate(predicate: pl.Expr | None, *, time_column: str | None = None) -> P
     for conjunct in _conjuncts(tree):
         try:
             parts.append(_sql(conjunct))
-        except (_Untranslatable, KeyError, TypeError, ValueError, StopIteration, pa.ArrowInvalid):
+        except Exception:  # any node we cannot read is simply not pushed: polars still filters locally
             complete = False
             continue
         if time_column is not None:
