@@ -277,3 +277,7 @@ def _demo(args: argparse.Namespace) -> int:
         unique = pl.from_arrow(everything.select(["span_id"]))["span_id"].n_unique()  # type: ignore[index]
         print(f"   no row lost or duplicated: {unique:,} unique span ids == {server.num_records:,} rows")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""The public names are a contract: adding or removing one is a deliberate change."""
+
+import logfire_io
+
+
+def test_exported_members() -> None:
+    assert logfire_io.__all__ == [
+        "MAX_LIMIT",
+        "AsyncLogfireQueryClient",
+        "AuthenticationError",
+        "ConfigurationError",
+        "IncompleteResponseError",
+        "JSONDecodeWarning",
+        "LogfireIOError",
+        "LogfireQueryClient",
+        "QueryExecutionError",
+        "QueryHTTPError",
+        "QueryRequestError",
+        "RateLimitError",
+        "ReadStats",
+        "Retry",
+        "RowCapError",
+        "Slice",
+        "SliceError",
+        "TooDenseError",
+        "TransportError",
+        "UnexpectedResponseError",
+        "plan_slices",
+        "read_logfire",
+        "read_logfire_arrow",
+        "read_logfire_pandas",
+        "scan_logfire",
+    ]
+    for name in logfire_io.__all__:
+        assert hasattr(logfire_io, name)
+    errors = [getattr(logfire_io, n) for n in logfire_io.__all__ if n.endswith("Error")]
+    assert all(issubclass(e, logfire_io.LogfireIOError) for e in errors)
