@@ -8,7 +8,9 @@ from typing import Any
 from hypothesis import strategies as st
 
 json_keys = st.one_of(
-    st.sampled_from(["http.method", "user", "a", "a.b", "a/b", "[]", "gen_ai.usage.input_tokens", "ключ", "emoji😀", "", "n"]),
+    st.sampled_from(
+        ["http.method", "user", "a", "a.b", "a/b", "[]", "gen_ai.usage.input_tokens", "ключ", "emoji😀", "", "n"]
+    ),
     st.text(st.characters(blacklist_categories=("Cs",)), max_size=8),
 )
 json_scalars = st.one_of(

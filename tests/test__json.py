@@ -47,7 +47,7 @@ def _expected(documents: list[dict | None]) -> list[dict | None]:
         if kind == "list":
             items = [item for v in present for item in v]
             item_kinds = {_kind(i) for i in items if i is not None}
-            if len(item_kinds) > 1 or (item_kinds == {"list"} or item_kinds == {"object"}) and _clashes(items):
+            if len(item_kinds) > 1 or ((item_kinds == {"list"} or item_kinds == {"object"}) and _clashes(items)):
                 return lambda v: None if v is None else orjson.dumps(v).decode()
             inner = merge(items)
             return lambda v: None if v is None else [inner(i) for i in v]
@@ -110,7 +110,6 @@ def test_invalid_json_keeps_text_with_warning() -> None:
 
 def test_explicit_dtypes_and_unknown_columns() -> None:
     import polars as pl
-
     from logfire_io import ConfigurationError
 
     table = pa.table({"attributes": ['{"a": 1, "b": "x"}']})

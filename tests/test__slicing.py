@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logfire_io import ConfigurationError, MAX_LIMIT, Slice, plan_slices
+from logfire_io import MAX_LIMIT, ConfigurationError, Slice, plan_slices
 from logfire_io._slicing import pack_histogram
 from tests.strategies import instants
 
@@ -19,12 +20,16 @@ HIGH = LOW + timedelta(days=3)
 def _assert_partition(slices: list[Slice], low: datetime, high: datetime) -> None:
     assert slices[0].low == low
     assert slices[-1].high == high
-    for left, right in zip(slices, slices[1:], strict=False):
+    for left, right in itertools.pairwise(slices):
         assert left.high == right.low  # no gap, no overlap: half-open [low, high)
     assert all(s.low < s.high for s in slices)
 
 
-@given(instants(LOW, HIGH), instants(LOW, HIGH), st.one_of(st.integers(1, 500), st.integers(1, 10**9).map(lambda us: timedelta(microseconds=us))))
+@given(
+    instants(LOW, HIGH),
+    instants(LOW, HIGH),
+    st.one_of(st.integers(1, 500), st.integers(1, 10**9).map(lambda us: timedelta(microseconds=us))),
+)
 def test_plan_slices_partitions_the_window(a: datetime, b: datetime, slices: int | timedelta) -> None:
     if a == b:
         with pytest.raises(ConfigurationError, match="window is empty"):
@@ -61,7 +66,9 @@ def test_halves_stop_at_one_microsecond() -> None:
     one = Slice(LOW, LOW + timedelta(microseconds=1))
     assert one.halves() is None
     left, right = Slice(LOW, LOW + timedelta(microseconds=3)).halves()  # type: ignore[misc]
-    assert left.high == right.low and left.low == LOW and right.high == LOW + timedelta(microseconds=3)
+    assert left.high == right.low
+    assert left.low == LOW
+    assert right.high == LOW + timedelta(microseconds=3)
 
 
 @pytest.mark.parametrize("slices", [0, -1, 1.5, "4", True, timedelta(0)])

@@ -55,8 +55,8 @@ def test_row_queries_slice_with_exact_bounds(sql: str) -> None:
     text = bounded(query, LOW, HIGH)
     tree = sqlglot.parse_one(text, read="postgres")
     time_column = "recorded_timestamp" if "metrics" in sql else "start_timestamp"
-    assert f'"{time_column}" >= CAST(\'2026-01-01T00:00:00.000000Z\' AS TIMESTAMPTZ)' in text
-    assert f'"{time_column}" < CAST(\'2026-01-02T00:00:00.000000Z\' AS TIMESTAMPTZ)' in text
+    assert f"\"{time_column}\" >= CAST('2026-01-01T00:00:00.000000Z' AS TIMESTAMPTZ)" in text
+    assert f"\"{time_column}\" < CAST('2026-01-02T00:00:00.000000Z' AS TIMESTAMPTZ)" in text
     assert tree.sql("postgres")  # still valid SQL
 
 
@@ -66,7 +66,11 @@ def test_join_reads_other_tables_over_the_whole_window() -> None:
 
 
 def test_logfire_spellings_survive_the_rewrite() -> None:
-    text = bounded(analyze("SELECT * FROM records WHERE array_has(tags, 'x') AND start_timestamp > now() - interval '1 hour'"), LOW, None)
+    text = bounded(
+        analyze("SELECT * FROM records WHERE array_has(tags, 'x') AND start_timestamp > now() - interval '1 hour'"),
+        LOW,
+        None,
+    )
     assert "array_has(tags, 'x')" in text.lower()
     assert "now()" in text
     assert "ANY" not in text

@@ -8,12 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 import logfire_io
+import polars as pl
 from logfire_io._cli import main
 from logfire_io.server import LocalLogfire
 
@@ -28,11 +27,15 @@ def env(server: LocalLogfire, monkeypatch: pytest.MonkeyPatch) -> LocalLogfire:
 
 
 def _expected(server: LocalLogfire) -> pl.DataFrame:
-    return logfire_io.read_logfire(SQL, json_columns=None, read_token=server.read_token, base_url=server.base_url).sort("span_id")
+    return logfire_io.read_logfire(SQL, json_columns=None, read_token=server.read_token, base_url=server.base_url).sort(
+        "span_id"
+    )
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".arrow", ".csv", ".ndjson"])
-def test_export_equals_in_memory_read(env: LocalLogfire, tmp_path: Path, suffix: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_equals_in_memory_read(
+    env: LocalLogfire, tmp_path: Path, suffix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / f"records{suffix}"
     assert main(["query", SQL, "--out", str(out), "--slices", "5", "--max-concurrency", "3", "--no-progress"]) == 0
     expected = _expected(env)
@@ -54,12 +57,21 @@ def test_export_equals_in_memory_read(env: LocalLogfire, tmp_path: Path, suffix:
 def test_prints_a_table_without_out(env: LocalLogfire, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["query", "SELECT span_name, count(*) AS n FROM records GROUP BY span_name ORDER BY n DESC"]) == 0
     captured = capsys.readouterr()
-    assert "span_name" in captured.out and "shape:" in captured.out
+    assert "span_name" in captured.out
+    assert "shape:" in captured.out
 
 
 def test_errors_are_clear_and_scrubbed(server: LocalLogfire, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["query", f"SELECT \"{server.read_token}\" FROM records", "--read-token", server.read_token,
-                 "--base-url", server.base_url])
+    code = main(
+        [
+            "query",
+            f'SELECT "{server.read_token}" FROM records',
+            "--read-token",
+            server.read_token,
+            "--base-url",
+            server.base_url,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert err.startswith("logfire-io: error: the query failed (HTTP 400)")
@@ -73,8 +85,21 @@ def test_bad_out_suffix(env: LocalLogfire, tmp_path: Path, capsys: pytest.Captur
 
 def test_serve_prints_url_and_token(tmp_path: Path) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "logfire_io._cli", "serve", "--port", "0", "--demo-rows", "2000", "--read-token", "pylf_v1_local_cli"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "logfire_io._cli",
+            "serve",
+            "--port",
+            "0",
+            "--demo-rows",
+            "2000",
+            "--read-token",
+            "pylf_v1_local_cli",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         lines = []
@@ -84,7 +109,9 @@ def test_serve_prints_url_and_token(tmp_path: Path) -> None:
         text = "".join(lines)
         assert "read token: pylf_v1_local_cli" in text
         base_url = next(line.split()[-1] for line in lines if "base URL" in line)
-        table = logfire_io.read_logfire_arrow("SELECT count(*) AS n FROM records_all", read_token="pylf_v1_local_cli", base_url=base_url)
+        table = logfire_io.read_logfire_arrow(
+            "SELECT count(*) AS n FROM records_all", read_token="pylf_v1_local_cli", base_url=base_url
+        )
         assert table.column("n").to_pylist() == [2000]
         assert base_url.startswith("http://127.0.0.1:")
     finally:

@@ -71,12 +71,19 @@ def dense_server() -> Iterator[LocalLogfire]:
 
 def _read(srv: LocalLogfire, sql: str, low: datetime | None, high: datetime | None, **kwargs: object) -> pa.Table:
     return logfire_io.read_logfire_arrow(
-        sql, read_token=srv.read_token, base_url=srv.base_url, min_timestamp=low, max_timestamp=high,
-        progress=False, **kwargs,  # type: ignore[arg-type]
+        sql,
+        read_token=srv.read_token,
+        base_url=srv.base_url,
+        min_timestamp=low,
+        max_timestamp=high,
+        progress=False,
+        **kwargs,  # type: ignore[arg-type]
     )
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(
     window=windows(BASE, END, ANCHORS),
     slices=st.one_of(st.none(), st.integers(1, 25), st.sampled_from([timedelta(seconds=1), timedelta(seconds=37)])),
@@ -183,8 +190,13 @@ def test_keyboard_interrupt_stops_promptly(dense_server: LocalLogfire) -> None:
 
 def test_progress_output_on_request(dense_server: LocalLogfire, capsys: pytest.CaptureFixture[str]) -> None:
     logfire_io.read_logfire_arrow(
-        "SELECT span_id FROM records_all", read_token=dense_server.read_token, base_url=dense_server.base_url,
-        min_timestamp=BASE, max_timestamp=END, slices=5, progress=True,
+        "SELECT span_id FROM records_all",
+        read_token=dense_server.read_token,
+        base_url=dense_server.base_url,
+        min_timestamp=BASE,
+        max_timestamp=END,
+        slices=5,
+        progress=True,
     )
     err = capsys.readouterr().err
     import re

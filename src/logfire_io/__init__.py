@@ -5,7 +5,6 @@ import them from :mod:`logfire_io.polars`).
 """
 
 import polars as _pl
-
 from logfire_io._client import AsyncLogfireQueryClient, LogfireQueryClient
 from logfire_io._exceptions import (
     AuthenticationError,

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-import polars as pl
 import pyarrow as pa
 
+import polars as pl
 from logfire_io._exceptions import LogfireIOError
 from logfire_io._protocol import scrub
 
@@ -191,7 +191,7 @@ def _query(args: argparse.Namespace) -> int:
         args.max_timestamp,
         args.limit,
         args.slices,
-        args.max_concurrency or DEFAULT_MAX_CONCURRENCY,
+        DEFAULT_MAX_CONCURRENCY if args.max_concurrency is None else args.max_concurrency,
         args.progress,
     )
     started = time.monotonic()

@@ -102,8 +102,11 @@ def resolve_base_url(base_url: str | None, read_token: str) -> str:
 
 
 def scrub(text: str, secret: str) -> str:
-    """``text`` with every occurrence of ``secret`` replaced, for messages and logs."""
-    return text.replace(secret, "<read token>") if secret else text
+    """``text`` with every occurrence of ``secret`` replaced, for messages and logs.
+
+    Strings shorter than 6 characters are not secrets worth mangling every message for (real tokens are ~50).
+    """
+    return text.replace(secret, "<read token>") if len(secret) >= 6 else text
 
 
 def isoformat(value: datetime) -> str:

@@ -300,7 +300,7 @@ def read_logfire_arrow(
         max_timestamp,
         limit,
         slices,
-        max_concurrency or DEFAULT_MAX_CONCURRENCY,
+        DEFAULT_MAX_CONCURRENCY if max_concurrency is None else max_concurrency,
         progress,
         timezone,
         environment,

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from datetime import datetime, timedelta
 
     import pandas as pd
-
     from logfire_io._client import LogfireQueryClient
     from logfire_io._json import JSONColumns
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
-import polars as pl
 from polars.io.plugins import register_io_source
 
+import polars as pl
 from logfire_io._exceptions import ConfigurationError
 from logfire_io._json import JSONColumns, decode_json_columns
 from logfire_io._predicate import translate
@@ -66,7 +66,7 @@ def read_logfire(
         max_timestamp,
         limit,
         slices,
-        max_concurrency or DEFAULT_MAX_CONCURRENCY,
+        DEFAULT_MAX_CONCURRENCY if max_concurrency is None else max_concurrency,
         progress,
         timezone,
         environment,
@@ -136,7 +136,7 @@ def scan_logfire(
         "min_timestamp": min_timestamp,
         "max_timestamp": max_timestamp,
         "slices": slices,
-        "max_concurrency": max_concurrency or DEFAULT_MAX_CONCURRENCY,
+        "max_concurrency": DEFAULT_MAX_CONCURRENCY if max_concurrency is None else max_concurrency,
         "progress": progress,
         "timezone": timezone,
         "environment": environment,

@@ -33,7 +33,9 @@ def _call_async(server: LocalLogfire, method: str, version: str) -> object:
     async def run() -> object:
         async with AsyncLogfireQueryClient(server.read_token, base_url=server.base_url, api_version=version) as client:  # type: ignore[arg-type]
             if method == "iter_arrow_batches":
-                return pa.Table.from_batches([b async for b in client.iter_arrow_batches(SQL, min_timestamp=SINCE, limit=300)])
+                return pa.Table.from_batches(
+                    [b async for b in client.iter_arrow_batches(SQL, min_timestamp=SINCE, limit=300)]
+                )
             return await getattr(client, method)(SQL, min_timestamp=SINCE, limit=300)
 
     return anyio.run(run)
@@ -114,7 +116,8 @@ def test_empty_result_keeps_schema(server: LocalLogfire) -> None:
     with LogfireQueryClient(server.read_token, base_url=server.base_url) as client:
         table = client.query_arrow("SELECT span_id, level FROM records WHERE false", min_timestamp=SINCE)
         csv = client.query_csv("SELECT span_id, level FROM records WHERE false", min_timestamp=SINCE)
-    assert table.num_rows == 0 and table.schema.names == ["span_id", "level"]
+    assert table.num_rows == 0
+    assert table.schema.names == ["span_id", "level"]
     assert csv == "span_id,level\n"
 
 

@@ -45,7 +45,8 @@ def test_bad_sql_carries_server_detail(faulty: LocalLogfire) -> None:
         client.query_arrow("SELECT no_such_column FROM records")
     assert caught.value.status_code == 400
     assert "no_such_column" in caught.value.detail
-    assert "no_such_column" in str(caught.value) and "Hint" in str(caught.value)
+    assert "no_such_column" in str(caught.value)
+    assert "Hint" in str(caught.value)
 
 
 def test_invalid_request_names_the_field(faulty: LocalLogfire) -> None:
@@ -134,7 +135,9 @@ def test_unreachable_server_is_a_transport_error() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with LogfireQueryClient("tok", base_url=f"http://127.0.0.1:{port}", retries=Retry(retries=1, backoff=0.01)) as client:
+    with LogfireQueryClient(
+        "tok", base_url=f"http://127.0.0.1:{port}", retries=Retry(retries=1, backoff=0.01)
+    ) as client:
         with pytest.raises(TransportError, match="cannot reach"):
             client.query_arrow("SELECT 1")
 

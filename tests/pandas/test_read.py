@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pyarrow as pa
 import pytest
 
 import logfire_io
+import pandas as pd
 from logfire_io import LogfireQueryClient
 from logfire_io.server import LocalLogfire
 
@@ -16,7 +16,11 @@ SQL = "SELECT start_timestamp, level, is_exception, duration, span_name, attribu
 @pytest.mark.parametrize("backend", [None, "numpy_nullable", "pyarrow"])
 def test_backends(server: LocalLogfire, backend: str | None) -> None:
     frame = logfire_io.read_logfire_pandas(
-        SQL, limit=300, read_token=server.read_token, base_url=server.base_url, dtype_backend=backend  # type: ignore[arg-type]
+        SQL,
+        limit=300,
+        read_token=server.read_token,
+        base_url=server.base_url,
+        dtype_backend=backend,  # type: ignore[arg-type]
     )
     assert len(frame) == 300
     timestamps = frame["start_timestamp"]
@@ -27,14 +31,19 @@ def test_backends(server: LocalLogfire, backend: str | None) -> None:
         assert str(timestamps.dtype) == "datetime64[us, UTC]"
         assert isinstance(frame["attributes"].dropna().iloc[0], dict)
     if backend == "numpy_nullable":
-        assert str(frame["level"].dtype) == "Int32" and str(frame["is_exception"].dtype) == "boolean"
+        assert str(frame["level"].dtype) == "Int32"
+        assert str(frame["is_exception"].dtype) == "boolean"
 
 
 def test_equals_client_result_converted_by_hand(server: LocalLogfire) -> None:
     with LogfireQueryClient(server.read_token, base_url=server.base_url) as client:
         raw = client.query_arrow(SQL, limit=300)
     ours = logfire_io.read_logfire_pandas(
-        SQL, limit=300, json_columns=None, read_token=server.read_token, base_url=server.base_url,
+        SQL,
+        limit=300,
+        json_columns=None,
+        read_token=server.read_token,
+        base_url=server.base_url,
         dtype_backend="pyarrow",
     )
     pd.testing.assert_frame_equal(ours, raw.to_pandas(types_mapper=pd.ArrowDtype))

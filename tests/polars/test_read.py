@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import polars as pl
-import pyarrow as pa
 import pytest
 
 import logfire_io
+import polars as pl
 from logfire_io import LogfireQueryClient, RowCapError
 from logfire_io._json import decode_json_columns
 from logfire_io.polars import read_logfire, scan_logfire
 from logfire_io.server import LocalLogfire
 
-SQL = "SELECT start_timestamp, span_id, level, tags, attributes, otel_events FROM records ORDER BY start_timestamp, span_id"
+SQL = (
+    "SELECT start_timestamp, span_id, level, tags, attributes, otel_events FROM records "
+    "ORDER BY start_timestamp, span_id"
+)
 SINCE = datetime(2020, 1, 1, tzinfo=UTC)
 
 
@@ -50,17 +52,20 @@ def test_missing_token_is_a_clear_error() -> None:
 def test_decoded_attributes_keep_dotted_keys(server: LocalLogfire) -> None:
     frame = read_logfire(
         "SELECT attributes FROM records WHERE attributes ? 'http.route'",
-        read_token=server.read_token, base_url=server.base_url,
+        read_token=server.read_token,
+        base_url=server.base_url,
     )
     routes = frame.select(pl.col("attributes").struct.field("http.route")).to_series()
-    assert routes.null_count() == 0 and routes.str.starts_with("/").all()
+    assert routes.null_count() == 0
+    assert routes.str.starts_with("/").all()
 
 
 def test_json_columns_options(server: LocalLogfire) -> None:
     kwargs = {"read_token": server.read_token, "base_url": server.base_url, "limit": 50}
     assert read_logfire(SQL, json_columns=None, **kwargs).schema["attributes"] == pl.String  # type: ignore[arg-type]
     picked = read_logfire(SQL, json_columns=["otel_events"], **kwargs)  # type: ignore[arg-type]
-    assert picked.schema["attributes"] == pl.String and picked.schema["otel_events"] != pl.String
+    assert picked.schema["attributes"] == pl.String
+    assert picked.schema["otel_events"] != pl.String
     typed = read_logfire(SQL, json_columns={"attributes": pl.Struct({"db.rows": pl.Int64})}, **kwargs)  # type: ignore[arg-type]
     assert typed.schema["attributes"] == pl.Struct({"db.rows": pl.Int64})
     with pytest.raises(logfire_io.ConfigurationError, match="does not have"):
@@ -71,14 +76,18 @@ def test_row_cap_is_an_error_not_a_short_frame(server: LocalLogfire) -> None:
     with pytest.raises(RowCapError, match="10,000-row cap"):
         read_logfire(
             "SELECT span_id, count(*) FROM records GROUP BY span_id",
-            read_token=server.read_token, base_url=server.base_url,
+            read_token=server.read_token,
+            base_url=server.base_url,
         )
 
 
 def test_namespaces(server: LocalLogfire) -> None:
     frame = read_logfire(
-        "SELECT level, attributes FROM records ORDER BY span_id", json_columns=None, limit=500,
-        read_token=server.read_token, base_url=server.base_url,
+        "SELECT level, attributes FROM records ORDER BY span_id",
+        json_columns=None,
+        limit=500,
+        read_token=server.read_token,
+        base_url=server.base_url,
     )
     names = frame.select(pl.col("level").logfire.level_name()).to_series()  # type: ignore[attr-defined]
     assert set(names.unique()) <= {"trace", "debug", "info", "notice", "warn", "error", "fatal"}
@@ -88,7 +97,10 @@ def test_namespaces(server: LocalLogfire) -> None:
 
 def test_merged_slices_share_buffers(server: LocalLogfire) -> None:
     frame = read_logfire(
-        "SELECT span_id, level FROM records_all", slices=4, read_token=server.read_token, base_url=server.base_url,
+        "SELECT span_id, level FROM records_all",
+        slices=4,
+        read_token=server.read_token,
+        base_url=server.base_url,
     )
     assert frame.height == 20_000
     assert frame["level"].n_chunks() > 1  # concatenated without a rechunk (a rechunk would copy every buffer)

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import polars as pl
 from logfire_io import ConfigurationError
 from logfire_io.polars import scan_logfire
 from logfire_io.server import LocalLogfire
 from tests.conftest import DEMO_END
 
 WINDOW_START = DEMO_END - timedelta(days=2)
-COLUMNS = ["start_timestamp", "span_id", "level", "span_name", "service_name", "duration", "http_response_status_code", "is_exception"]
+COLUMNS = [
+    "start_timestamp",
+    "span_id",
+    "level",
+    "span_name",
+    "service_name",
+    "duration",
+    "http_response_status_code",
+    "is_exception",
+]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +49,8 @@ def test_head_stops_early(server: LocalLogfire) -> None:
     before = len(server.queries)
     assert _scan(server).head(5).collect().height == 5
     sent = server.queries[before:]
-    assert len(sent) == 1 and sent[0].limit == 5
+    assert len(sent) == 1
+    assert sent[0].limit == 5
 
 
 def test_time_bounds_become_the_window(server: LocalLogfire) -> None:
@@ -48,7 +58,8 @@ def test_time_bounds_become_the_window(server: LocalLogfire) -> None:
     high = low + timedelta(hours=1)
     before = len(server.queries)
     frame = _scan(server).filter((pl.col("start_timestamp") >= low) & (pl.col("start_timestamp") < high)).collect()
-    assert frame["start_timestamp"].min() >= low and frame["start_timestamp"].max() < high
+    assert frame["start_timestamp"].min() >= low
+    assert frame["start_timestamp"].max() < high
     first = server.queries[before]
     assert first.min_timestamp == low - timedelta(microseconds=1)
     assert first.max_timestamp == high + timedelta(microseconds=1)
@@ -74,11 +85,13 @@ def test_engines_and_sink(server: LocalLogfire, everything: pl.DataFrame, engine
 def test_scan_of_a_query(server: LocalLogfire) -> None:
     lf = scan_logfire(
         "SELECT span_name, level, attributes->>'http.route' AS route FROM records WHERE level >= 'warn'",
-        read_token=server.read_token, base_url=server.base_url,
+        read_token=server.read_token,
+        base_url=server.base_url,
     )
     assert lf.collect_schema() == pl.Schema({"span_name": pl.String, "level": pl.Int32, "route": pl.String})
     frame = lf.filter(pl.col("route").is_not_null()).collect()
-    assert frame.height > 0 and (frame["level"] >= 13).all()
+    assert frame.height > 0
+    assert (frame["level"] >= 13).all()
 
 
 def test_scan_rejects_auto_json() -> None:
@@ -88,9 +101,19 @@ def test_scan_rejects_auto_json() -> None:
 
 SERVICES = ["api-gateway", "checkout", "billing-worker", "llm-assistant", "search", "nope"]
 atoms = st.one_of(
-    st.tuples(st.sampled_from(["level"]), st.sampled_from(["==", "!=", "<", "<=", ">", ">="]), st.sampled_from([1, 5, 9, 13, 17, 21])).map(
-        lambda t: {"==": pl.col(t[0]) == t[2], "!=": pl.col(t[0]) != t[2], "<": pl.col(t[0]) < t[2],
-                   "<=": pl.col(t[0]) <= t[2], ">": pl.col(t[0]) > t[2], ">=": pl.col(t[0]) >= t[2]}[t[1]]
+    st.tuples(
+        st.sampled_from(["level"]),
+        st.sampled_from(["==", "!=", "<", "<=", ">", ">="]),
+        st.sampled_from([1, 5, 9, 13, 17, 21]),
+    ).map(
+        lambda t: {
+            "==": pl.col(t[0]) == t[2],
+            "!=": pl.col(t[0]) != t[2],
+            "<": pl.col(t[0]) < t[2],
+            "<=": pl.col(t[0]) <= t[2],
+            ">": pl.col(t[0]) > t[2],
+            ">=": pl.col(t[0]) >= t[2],
+        }[t[1]]
     ),
     st.sampled_from(SERVICES).map(lambda s: pl.col("service_name") == s),
     st.lists(st.sampled_from(SERVICES), min_size=1, max_size=3).map(lambda v: pl.col("service_name").is_in(v)),
@@ -125,6 +148,8 @@ def test_pushdown_returns_the_same_rows_as_filtering_everything(
     got = _scan(server).filter(predicate).select(COLUMNS).collect()
     expected = everything.filter(predicate)
     assert got.sort("span_id").equals(expected.sort("span_id"))
-    data_requests = [q.sql for q in server.queries[before:] if not q.sql.startswith(("SELECT MIN(", "SELECT DATE_BIN("))]
+    data_requests = [
+        q.sql for q in server.queries[before:] if not q.sql.startswith(("SELECT MIN(", "SELECT DATE_BIN("))
+    ]
     assert all('"span_id"' in sql for sql in data_requests)  # none at all when the bounds leave no window
     assert all("attributes" not in sql for sql in data_requests)  # only the needed columns are requested

@@ -15,7 +15,13 @@ from tests.helpers import make_records
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 # Rows at T0 - 1 µs, T0, T0 + 1 s, T0 + 2 s (exactly on the upper bound), T0 + 3 s.
-EDGE_TIMES = [T0 - timedelta(microseconds=1), T0, T0 + timedelta(seconds=1), T0 + timedelta(seconds=2), T0 + timedelta(seconds=3)]
+EDGE_TIMES = [
+    T0 - timedelta(microseconds=1),
+    T0,
+    T0 + timedelta(seconds=1),
+    T0 + timedelta(seconds=2),
+    T0 + timedelta(seconds=3),
+]
 
 
 def _v2(http: httpx.Client, **body: object) -> httpx.Response:
@@ -24,11 +30,22 @@ def _v2(http: httpx.Client, **body: object) -> httpx.Response:
 
 @pytest.mark.parametrize(
     ("authorization", "status"),
-    [(None, 401), ("wrong", 401), ("Bearer wrong", 401), ("{token}", 200), ("Bearer {token}", 200), ("bearer {token}", 200)],
+    [
+        (None, 401),
+        ("wrong", 401),
+        ("Bearer wrong", 401),
+        ("{token}", 200),
+        ("Bearer {token}", 200),
+        ("bearer {token}", 200),
+    ],
 )
 def test_auth(server: LocalLogfire, authorization: str | None, status: int) -> None:
     headers = {} if authorization is None else {"authorization": authorization.format(token=server.read_token)}
-    response = httpx.post(f"{server.base_url}/v2/query", json={"sql": "SELECT 1", "min_timestamp": "2020-01-01T00:00:00Z"}, headers=headers)
+    response = httpx.post(
+        f"{server.base_url}/v2/query",
+        json={"sql": "SELECT 1", "min_timestamp": "2020-01-01T00:00:00Z"},
+        headers=headers,
+    )
     assert response.status_code == status
     if status == 401:
         assert "token" in response.json()["detail"]
@@ -60,9 +77,15 @@ def test_limit_takes_priority_over_sql_limit(http: httpx.Client) -> None:
         ({"min_timestamp": "2020-01-01T00:00:00Z"}, "sql"),
         ({"sql": "  ", "min_timestamp": "2020-01-01T00:00:00Z"}, "sql"),
         ({"sql": "SELECT 1", "min_timestamp": "yesterday"}, "min_timestamp"),
-        ({"sql": "SELECT 1", "min_timestamp": "2021-01-02T00:00:00Z", "max_timestamp": "2021-01-01T00:00:00Z"}, "max_timestamp"),
+        (
+            {"sql": "SELECT 1", "min_timestamp": "2021-01-02T00:00:00Z", "max_timestamp": "2021-01-01T00:00:00Z"},
+            "max_timestamp",
+        ),
         ({"sql": "SELECT 1", "min_timestamp": "2020-01-01T00:00:00Z", "timezone": "Mars/Olympus"}, "timezone"),
-        ({"sql": "SELECT 1", "min_timestamp": "2020-01-01T00:00:00Z", "deployment_environment": [1]}, "deployment_environment"),
+        (
+            {"sql": "SELECT 1", "min_timestamp": "2020-01-01T00:00:00Z", "deployment_environment": [1]},
+            "deployment_environment",
+        ),
     ],
 )
 def test_invalid_request_names_the_field(http: httpx.Client, body: dict, field: str) -> None:
@@ -92,7 +115,8 @@ def test_problem_json_when_preferred(http: httpx.Client) -> None:
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
-    assert problem["status"] == 400 and problem["retryable"] is False
+    assert problem["status"] == 400
+    assert problem["retryable"] is False
     assert "nope" in problem["error_details"]["detail"]
 
 
@@ -109,13 +133,19 @@ def test_problem_json_when_preferred(http: httpx.Client) -> None:
 )
 def test_content_negotiation(server: LocalLogfire, accept: str | None, media: str) -> None:
     headers = {"authorization": server.read_token} | ({"accept": accept} if accept else {})
-    response = httpx.post(f"{server.base_url}/v2/query", json={"sql": "SELECT 1 AS one", "min_timestamp": "2020-01-01T00:00:00Z"}, headers=headers)
+    response = httpx.post(
+        f"{server.base_url}/v2/query",
+        json={"sql": "SELECT 1 AS one", "min_timestamp": "2020-01-01T00:00:00Z"},
+        headers=headers,
+    )
     assert response.status_code == 200
     assert response.headers["content-type"] == media
 
 
 def test_unacceptable_accept_is_406(http: httpx.Client) -> None:
-    response = http.post("/v2/query", json={"sql": "SELECT 1", "min_timestamp": "2020-01-01T00:00:00Z"}, headers={"accept": "text/html"})
+    response = http.post(
+        "/v2/query", json={"sql": "SELECT 1", "min_timestamp": "2020-01-01T00:00:00Z"}, headers={"accept": "text/html"}
+    )
     assert response.status_code == 406
 
 
@@ -131,7 +161,8 @@ def test_gzip_when_accepted(server: LocalLogfire) -> None:
 def test_explain_adds_plans(http: httpx.Client) -> None:
     body = _v2(http, sql="SELECT count(*) FROM records", explain=True).json()
     for key in ("logical_plan", "physical_plan", "physical_plan_with_metrics"):
-        assert isinstance(body[key], str) and body[key]
+        assert isinstance(body[key], str)
+        assert body[key]
 
 
 def test_deployment_environment_filter(http: httpx.Client) -> None:
@@ -147,11 +178,16 @@ def test_timezone_sets_session_zone(http: httpx.Client) -> None:
 
 def test_metadata_endpoints(http: httpx.Client) -> None:
     token_info = http.get("/v1/read-token-info").json()
-    assert token_info["organization_name"] and token_info["project_name"]
+    assert token_info["organization_name"]
+    assert token_info["project_name"]
     info = http.get("/v1/info").json()
     assert set(info) == {"project_name", "project_url"}
     tables = {t["name"]: t["schema"] for t in http.get("/v1/schemas").json()["tables"]}
-    assert tables["records"]["start_timestamp"] == {"data_type": "TIMESTAMP WITH TIME ZONE", "nullable": False, "description": ""}
+    assert tables["records"]["start_timestamp"] == {
+        "data_type": "TIMESTAMP WITH TIME ZONE",
+        "nullable": False,
+        "description": "",
+    }
 
 
 @pytest.fixture(scope="module", params=["[)", "[]", "(]", "()"])
@@ -170,14 +206,22 @@ def test_window_bounds_semantics(edge_server: LocalLogfire) -> None:
     headers = {"authorization": edge_server.read_token, "accept": "application/vnd.apache.arrow.stream"}
     response = httpx.post(f"{edge_server.base_url}/v2/query", json=body, headers=headers)
     got = pa.ipc.open_stream(response.content).read_all().column(0).to_pylist()
-    expected = [t for t in EDGE_TIMES[1:4] if (t > T0 or bounds[0] == "[") and (t < T0 + timedelta(seconds=2) or bounds[1] == "]")]
+    expected = [
+        t
+        for t in EDGE_TIMES[1:4]
+        if (t > T0 or bounds[0] == "[") and (t < T0 + timedelta(seconds=2) or bounds[1] == "]")
+    ]
     assert got == expected
 
 
 def test_v1_accepts_naive_and_offset_timestamps(edge_server: LocalLogfire) -> None:
     def count(min_timestamp: str, max_timestamp: str) -> int:
-        params = {"sql": "SELECT count(*) AS n FROM records", "json_rows": "true",
-                  "min_timestamp": min_timestamp, "max_timestamp": max_timestamp}
+        params = {
+            "sql": "SELECT count(*) AS n FROM records",
+            "json_rows": "true",
+            "min_timestamp": min_timestamp,
+            "max_timestamp": max_timestamp,
+        }
         headers = {"authorization": edge_server.read_token}
         return httpx.get(f"{edge_server.base_url}/v1/query", params=params, headers=headers).json()["rows"][0]["n"]
 

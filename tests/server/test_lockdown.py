@@ -29,14 +29,18 @@ ATTACKS = [
 
 
 def _count(http: httpx.Client) -> int:
-    response = http.post("/v2/query", json={"sql": "SELECT count(*) AS n FROM records_all", "min_timestamp": "2020-01-01T00:00:00Z"})
+    response = http.post(
+        "/v2/query", json={"sql": "SELECT count(*) AS n FROM records_all", "min_timestamp": "2020-01-01T00:00:00Z"}
+    )
     return response.json()["data"][0]["n"]
 
 
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_attack_is_refused_and_changes_nothing(http: httpx.Client, tmp_path: Path, attack: str) -> None:
     before = _count(http)
-    response = http.post("/v2/query", json={"sql": attack.format(tmp=tmp_path), "min_timestamp": "2020-01-01T00:00:00Z"})
+    response = http.post(
+        "/v2/query", json={"sql": attack.format(tmp=tmp_path), "min_timestamp": "2020-01-01T00:00:00Z"}
+    )
     assert response.status_code == 400, response.text
     assert response.json()["detail"]
     assert list(tmp_path.iterdir()) == []
@@ -60,8 +64,10 @@ def test_runaway_query_hits_deadline_and_server_recovers(client: httpx.Client) -
     started = time.monotonic()
     response = client.post(
         "/v2/query",
-        json={"sql": "SELECT count(*) FROM records a, records b, records c WHERE a.level + b.level > c.level",
-              "min_timestamp": "2020-01-01T00:00:00Z"},
+        json={
+            "sql": "SELECT count(*) FROM records a, records b, records c WHERE a.level + b.level > c.level",
+            "min_timestamp": "2020-01-01T00:00:00Z",
+        },
     )
     elapsed = time.monotonic() - started
     assert response.status_code == 400
@@ -69,7 +75,9 @@ def test_runaway_query_hits_deadline_and_server_recovers(client: httpx.Client) -
     assert elapsed < 10
     # The killed worker is replaced; the next query is answered.
     for _ in range(20):
-        response = client.post("/v2/query", json={"sql": "SELECT count(*) AS n FROM records_all", "min_timestamp": "2020-01-01T00:00:00Z"})
+        response = client.post(
+            "/v2/query", json={"sql": "SELECT count(*) AS n FROM records_all", "min_timestamp": "2020-01-01T00:00:00Z"}
+        )
         if response.status_code != 503:
             break
     assert response.json()["data"] == [{"n": 3_000}]
@@ -78,7 +86,10 @@ def test_runaway_query_hits_deadline_and_server_recovers(client: httpx.Client) -
 def test_memory_cap_fails_query_cleanly(client: httpx.Client) -> None:
     response = client.post(
         "/v2/query",
-        json={"sql": "SELECT array_agg(a.attributes) FROM records a, records b", "min_timestamp": "2020-01-01T00:00:00Z"},
+        json={
+            "sql": "SELECT array_agg(a.attributes) FROM records a, records b",
+            "min_timestamp": "2020-01-01T00:00:00Z",
+        },
     )
     assert response.status_code == 400
     assert "Resources exhausted" in response.json()["detail"]

@@ -12,7 +12,10 @@ from logfire.query_client import AsyncLogfireQueryClient, LogfireQueryClient, Qu
 
 from logfire_io.server import LocalLogfire
 
-SQL = "SELECT kind, message, is_exception, tags, start_timestamp, attributes FROM records ORDER BY start_timestamp, span_id LIMIT 20"
+SQL = (
+    "SELECT kind, message, is_exception, tags, start_timestamp, attributes FROM records "
+    "ORDER BY start_timestamp, span_id LIMIT 20"
+)
 SINCE = datetime(2020, 1, 1, tzinfo=UTC)
 
 
@@ -23,7 +26,11 @@ def test_sync_client(server: LocalLogfire) -> None:
         text = client.query_csv(SQL, min_timestamp=SINCE)
         info = client.info()
     assert [c["name"] for c in rows["columns"]] == table.column_names
-    assert rows["columns"][3] == {"name": "tags", "datatype": {"List": {"name": "item", "datatype": "Utf8", "nullable": True}}, "nullable": True}
+    assert rows["columns"][3] == {
+        "name": "tags",
+        "datatype": {"List": {"name": "item", "datatype": "Utf8", "nullable": True}},
+        "nullable": True,
+    }
     assert len(rows["rows"]) == table.num_rows == 20
     assert [r["message"] for r in rows["rows"]] == table.column("message").to_pylist()
     assert isinstance(rows["rows"][0]["attributes"], dict)  # JSON columns are nested in JSON bodies
@@ -34,7 +41,10 @@ def test_sync_client(server: LocalLogfire) -> None:
 
 
 def test_sync_client_errors(server: LocalLogfire) -> None:
-    with LogfireQueryClient(server.read_token, base_url=server.base_url) as client, pytest.raises(QueryExecutionError) as caught:
+    with (
+        LogfireQueryClient(server.read_token, base_url=server.base_url) as client,
+        pytest.raises(QueryExecutionError) as caught,
+    ):
         client.query_json_rows("SELECT nope FROM records", min_timestamp=SINCE)
     assert "nope" in caught.value.args[0]["detail"]
 

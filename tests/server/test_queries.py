@@ -37,7 +37,9 @@ def _rows(http: httpx.Client, sql: str) -> list[dict]:
 
 
 def test_level_names_compare_as_numbers(http: httpx.Client) -> None:
-    by_name = _rows(http, "SELECT count(*) AS n FROM records WHERE level > 'info' AND level IN ('warn', 'error', 'fatal')")
+    by_name = _rows(
+        http, "SELECT count(*) AS n FROM records WHERE level > 'info' AND level IN ('warn', 'error', 'fatal')"
+    )
     by_number = _rows(http, "SELECT count(*) AS n FROM records WHERE level > 9 AND level IN (13, 17, 21)")
     assert by_name == by_number
     assert by_name[0]["n"] > 0
@@ -70,11 +72,14 @@ def test_json_getters_are_typed(http: httpx.Client) -> None:
         assert isinstance(row["cost"], float)
         assert row["m"].startswith(("gpt", "claude"))
         assert row["wrong_type"] is None
-        assert row["n"] == len(row["keys"]) and "operation.cost" in row["keys"]
+        assert row["n"] == len(row["keys"])
+        assert "operation.cost" in row["keys"]
 
 
 def test_time_bucket_is_date_bin_from_epoch(http: httpx.Client) -> None:
-    rows = _rows(http, "SELECT time_bucket('1 hour', start_timestamp) AS x, count(*) AS n FROM records GROUP BY x ORDER BY x")
+    rows = _rows(
+        http, "SELECT time_bucket('1 hour', start_timestamp) AS x, count(*) AS n FROM records GROUP BY x ORDER BY x"
+    )
     assert all(r["x"].endswith(":00:00.000000000Z") for r in rows)
     assert sum(r["n"] for r in rows) == _rows(http, "SELECT count(*) AS n FROM records")[0]["n"]
 

@@ -30,7 +30,9 @@ def test_error_names_every_offending_column() -> None:
     with pytest.raises(ValueError, match="records table does not fit") as caught:
         conform(bad, RECORDS_SCHEMA, "records")
     message = str(caught.value)
-    assert "'trace_id'" in message and "'surprise'" in message and "'level' is string, expected int32" in message
+    assert "'trace_id'" in message
+    assert "'surprise'" in message
+    assert "'level' is string, expected int32" in message
 
 
 def test_naive_timestamps_are_refused() -> None:
@@ -58,5 +60,5 @@ def test_serves_a_parquet_file(tmp_path: Path) -> None:
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="nope.parquet"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.parquet"):
         LocalLogfire(records=tmp_path / "nope.parquet")

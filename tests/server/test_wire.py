@@ -61,7 +61,10 @@ def test_csv_bytes_match_cassette(wire_server: LocalLogfire) -> None:
 
 
 def test_csv_of_empty_result_keeps_header(wire_server: LocalLogfire) -> None:
-    body = {"sql": "SELECT is_exception, count(*) FROM records GROUP BY is_exception", "min_timestamp": "2030-01-01T00:00:00Z"}
+    body = {
+        "sql": "SELECT is_exception, count(*) FROM records GROUP BY is_exception",
+        "min_timestamp": "2030-01-01T00:00:00Z",
+    }
     headers = {"authorization": wire_server.read_token, "accept": "text/csv"}
     response = httpx.post(f"{wire_server.base_url}/v2/query", json=body, headers=headers)
     assert response.text == "is_exception,count(*)\n"
@@ -119,7 +122,9 @@ def test_v1_json_matches_cassette(wire_server: LocalLogfire, name: str, flag: st
 
 def test_row_oriented_alias(wire_server: LocalLogfire) -> None:
     params = {"sql": CASSETTE_SQL, "row_oriented": "true"}
-    response = httpx.get(f"{wire_server.base_url}/v1/query", params=params, headers={"authorization": wire_server.read_token})
+    response = httpx.get(
+        f"{wire_server.base_url}/v1/query", params=params, headers={"authorization": wire_server.read_token}
+    )
     assert len(response.json()["rows"]) == 2
 
 

@@ -60,6 +60,14 @@ class FaultPlan:
         self.injected: list[str] = []
         """Every fault injected so far, in order (for tests and reports)."""
 
+    def configure(self, probabilities: str | dict[str, float] | None, *, seed: int | None = None) -> None:
+        """Replace the random faults (same syntax as ``LocalLogfire(faults=...)``) and drop queued ones."""
+        parsed = parse_faults(probabilities)
+        with self._lock:
+            self._probabilities = parsed
+            self._random = random.Random(seed)
+            self._queue.clear()
+
     def push(self, kind: str, times: int = 1, *, after: int = 0) -> None:
         """Inject ``kind`` into ``times`` query requests, once ``after`` more requests have been answered normally."""
         if kind not in FAULT_KINDS:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 
+import polars as pl
 from logfire_io.schema import METRICS_SCHEMA, RECORDS_SCHEMA
 
 __all__ = ["DEFAULT_END", "DEFAULT_SPAN", "synth_metrics", "synth_records"]

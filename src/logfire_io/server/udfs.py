@@ -16,11 +16,11 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 from datafusion import SessionContext, udf
 
+import polars as pl
 from logfire_io.schema import LEVEL_NAMES, LEVEL_NUMBERS
 
 if TYPE_CHECKING:
