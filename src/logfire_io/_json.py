@@ -116,12 +116,15 @@ def _read_objects(original: pl.Series) -> pa.ChunkedArray:
             if path is None or path in paths:
                 raise _NotObjects(str(exc)) from exc  # invalid JSON, or a key we cannot address (contains "/")
             # Keep only outermost paths, and rewrite from the original text, so an enclosing value that later
-            # turns out to clash too is kept as its original JSON, not as the text-ified version.
+            # turns out to clash too is kept as its original JSON, not as the text-ified version. Only rows that
+            # hold the new path's key change; rows rewritten in earlier rounds for other keys stay as they are.
             paths = [p for p in paths if p[: len(path)] != path] + [path]
-            tops = {orjson.dumps(p[0]).decode() for p in paths}
-            touched = original.str.contains("|".join(re.escape(t) + r"\s*:" for t in tops))
+            if len(path) == 1:  # the wrapping "v" itself: the rows mix objects and arrays
+                touched = pl.Series([True] * len(original))
+            else:
+                touched = original.str.contains(re.escape(orjson.dumps(path[1]).decode()) + r"\s*:")
             fixed = pl.Series([_as_json_text(line, paths) for line in original.filter(touched)], dtype=pl.String)
-            lines = original.clone().scatter(touched.arg_true(), fixed) if touched.any() else original
+            lines = lines.clone().scatter(touched.arg_true(), fixed) if touched.any() else lines
             continue
         schema = pa.schema([f.with_type(_text_timestamps(f.type)) for f in table.schema])
         if schema != table.schema:  # ISO dates were read as timestamps: read those fields as the text they are
