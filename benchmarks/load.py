@@ -69,7 +69,9 @@ def main() -> None:
         headers = {"authorization": srv.read_token}
         with httpx.Client(base_url=srv.base_url, headers=headers, timeout=60) as warm:
             expected = {
-                sql: warm.post("/v2/query", json={"sql": sql, "min_timestamp": "2020-01-01T00:00:00Z", "limit": 10_000}).json()["data"]
+                sql: warm.post(
+                    "/v2/query", json={"sql": sql, "min_timestamp": "2020-01-01T00:00:00Z", "limit": 10_000}
+                ).json()["data"]
                 for sql, _ in VALID
             }
         rss_before = _tree_rss_mb(os.getpid())
@@ -83,10 +85,14 @@ def main() -> None:
             with httpx.Client(base_url=srv.base_url, headers=headers, timeout=60) as http:
                 while time.monotonic() < stop:
                     kind = rng.choices(["valid", "invalid", "attack"], weights=[6, 2, 2])[0]
-                    sql = rng.choice([q for q, _ in VALID] if kind == "valid" else INVALID if kind == "invalid" else ATTACKS)
+                    sql = rng.choice(
+                        [q for q, _ in VALID] if kind == "valid" else INVALID if kind == "invalid" else ATTACKS
+                    )
                     started = time.monotonic()
                     try:
-                        response = http.post("/v2/query", json={"sql": sql, "min_timestamp": "2020-01-01T00:00:00Z", "limit": 10_000})
+                        response = http.post(
+                            "/v2/query", json={"sql": sql, "min_timestamp": "2020-01-01T00:00:00Z", "limit": 10_000}
+                        )
                         elapsed = time.monotonic() - started
                         if kind == "valid":
                             ok = response.status_code == 200 and response.json()["data"] == expected[sql]
@@ -115,10 +121,15 @@ def main() -> None:
     print(f"{len(latencies):,} requests in {wall:.1f} s from {args.clients} clients; wrong or failed: {bad}")
     for key, count in sorted(outcomes.items()):
         print(f"  {key}: {count:,}")
-    print(f"latency p50 {statistics.median(latencies) * 1000:.0f} ms, p99 {latencies[int(len(latencies) * 0.99)] * 1000:.0f} ms, "
-          f"max {latencies[-1] * 1000:.0f} ms")
-    print(f"server RSS (with workers) before {rss_before:.0f} MB, peak {peak:.0f} MB "
-          f"(includes this process's {args.clients} client threads)")
+    print(
+        f"latency p50 {statistics.median(latencies) * 1000:.0f} ms, "
+        f"p99 {latencies[int(len(latencies) * 0.99)] * 1000:.0f} ms, "
+        f"max {latencies[-1] * 1000:.0f} ms"
+    )
+    print(
+        f"server RSS (with workers) before {rss_before:.0f} MB, peak {peak:.0f} MB "
+        f"(includes this process's {args.clients} client threads)"
+    )
     print(f"/tmp/logfire-io-attack.csv exists: {Path('/tmp/logfire-io-attack.csv').exists()}")
 
 
