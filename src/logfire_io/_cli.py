@@ -8,7 +8,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -134,7 +134,7 @@ class _Sink:
         if self.suffix not in {".parquet", ".csv", ".arrow", ".ndjson"}:
             msg = f"--out must end in .parquet, .csv, .arrow or .ndjson, got {path.name!r}"
             raise ValueError(msg)
-        self._writer: object | None = None
+        self._writer: Any = None
         self._file: IO[bytes] | None = None
         self.schema: pa.Schema | None = None
 

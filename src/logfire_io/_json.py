@@ -106,7 +106,7 @@ def _text_timestamps(type_: pa.DataType) -> pa.DataType:
 
 def _read_objects(original: pl.Series) -> pa.ChunkedArray:
     """Parse non-null JSON object lines with Arrow's reader, turning clashing keys into JSON text."""
-    lines, paths = original, []
+    lines, paths = original, list[list[str]]()
     for _ in range(_MAX_ROUNDS):
         data = _ndjson(lines)
         try:
@@ -155,8 +155,7 @@ def decode_json_array(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
         lines = lines.scatter(multi_line.arg_true(), pl.Series(compact, dtype=pl.String))
     # Wrap every document as {"v": ...}: objects and arrays then take the same path, and a column that mixes
     # them shows up as a clash on "v".
-    wrapped = pl.concat_str([pl.lit('{"v":'), lines, pl.lit("}")], ignore_nulls=False).alias("v")
-    wrapped = pl.select(wrapped).to_series()
+    wrapped = pl.select(pl.concat_str([pl.lit('{"v":'), lines, pl.lit("}")]).alias("v")).to_series()
     try:
         if lines.str.contains(_AMBIGUOUS_KEY).any():
             msg = "a key Arrow's error paths cannot name"

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -187,7 +187,7 @@ def fetch_slices(
     stats: ReadStats,
     progress: Progress,
     abort: Callable[[], None],
-) -> Iterator[tuple[Slice, pa.Table]]:
+) -> Generator[tuple[Slice, pa.Table], None, None]:
     """Fetch ``plan`` with at most ``max_concurrency`` requests in flight; yield results in time order.
 
     Requests are issued lazily, a bounded window ahead of the consumer. A slice that comes back full is

@@ -152,7 +152,7 @@ def bounded(query: SliceableQuery, low: datetime | None, high: datetime | None) 
     assert query._target is not None
     tree = query._tree.copy()
     target = tree if query._target is query._tree else _find_same(tree, query._target, query._tree)
-    conditions = []
+    conditions: list[exp.Expression] = []
     if low is not None:
         conditions.append(exp.GTE(this=_time_column(query), expression=_timestamp(low)))
     if high is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
@@ -21,7 +21,7 @@ __all__ = ["read_logfire_pandas"]
 DtypeBackend = Literal["numpy_nullable", "pyarrow"]
 
 
-def _import_pandas() -> object:
+def _import_pandas() -> Any:
     try:
         import pandas
     except ImportError:  # pragma: no cover - exercised only without the extra
@@ -82,7 +82,7 @@ def read_logfire_pandas(
     return arrow_to_pandas(table, dtype_backend, pandas)
 
 
-def arrow_to_pandas(table: pa.Table, dtype_backend: DtypeBackend | None, pandas: object) -> pd.DataFrame:
+def arrow_to_pandas(table: pa.Table, dtype_backend: DtypeBackend | None, pandas: Any) -> pd.DataFrame:
     """Convert at the edge, keeping microsecond UTC timestamps whatever the backend."""
     pd_ = pandas
     if dtype_backend == "pyarrow":
@@ -91,16 +91,16 @@ def arrow_to_pandas(table: pa.Table, dtype_backend: DtypeBackend | None, pandas:
         nullable = {
             pa.int8(): pd_.Int8Dtype(),
             pa.int16(): pd_.Int16Dtype(),
-            pa.int32(): pd_.Int32Dtype(),  # type: ignore[attr-defined]
+            pa.int32(): pd_.Int32Dtype(),
             pa.int64(): pd_.Int64Dtype(),
             pa.uint8(): pd_.UInt8Dtype(),
-            pa.uint16(): pd_.UInt16Dtype(),  # type: ignore[attr-defined]
+            pa.uint16(): pd_.UInt16Dtype(),
             pa.uint32(): pd_.UInt32Dtype(),
             pa.uint64(): pd_.UInt64Dtype(),
-            pa.bool_(): pd_.BooleanDtype(),  # type: ignore[attr-defined]
+            pa.bool_(): pd_.BooleanDtype(),
             pa.float32(): pd_.Float32Dtype(),
             pa.float64(): pd_.Float64Dtype(),
-            pa.string(): pd_.StringDtype(),  # type: ignore[attr-defined]
+            pa.string(): pd_.StringDtype(),
         }
         return table.to_pandas(types_mapper=nullable.get, coerce_temporal_nanoseconds=False)  # type: ignore[no-any-return]
     return table.to_pandas(coerce_temporal_nanoseconds=False)  # type: ignore[no-any-return]

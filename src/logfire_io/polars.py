@@ -8,7 +8,7 @@ attributes (polars has no registry for top-level readers), so type checkers do n
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from polars.io.plugins import register_io_source
 
@@ -16,7 +16,7 @@ import polars as pl
 from logfire_io._exceptions import ConfigurationError
 from logfire_io._json import JSONColumns, decode_json_columns
 from logfire_io._predicate import translate
-from logfire_io._read import DEFAULT_MAX_CONCURRENCY, ReadRequest, iter_tables, open_client, read_arrow
+from logfire_io._read import DEFAULT_MAX_CONCURRENCY, ReadRequest, iter_tables, open_client, read_logfire_arrow
 from logfire_io._sql import quote_identifier
 from logfire_io.schema import LEVEL_NAMES, TABLE_SCHEMAS, TIME_COLUMNS
 
@@ -60,18 +60,21 @@ def read_logfire(
     ... )
     >>> df.select(pl.col("attributes").struct.field("http.route"))  # doctest: +SKIP
     """
-    request = ReadRequest(
+    table = read_logfire_arrow(
         sql,
-        min_timestamp,
-        max_timestamp,
-        limit,
-        slices,
-        DEFAULT_MAX_CONCURRENCY if max_concurrency is None else max_concurrency,
-        progress,
-        timezone,
-        environment,
+        read_token=read_token,
+        base_url=base_url,
+        min_timestamp=min_timestamp,
+        max_timestamp=max_timestamp,
+        limit=limit,
+        slices=slices,
+        max_concurrency=max_concurrency,
+        json_columns=json_columns,
+        progress=progress,
+        timezone=timezone,
+        environment=environment,
+        client=client,
     )
-    table = read_arrow(request, read_token=read_token, base_url=base_url, client=client, json_columns=json_columns)
     return pl.from_arrow(table, rechunk=False)  # type: ignore[return-value]
 
 
@@ -132,7 +135,7 @@ def scan_logfire(
     if not table:
         msg = "`sql_or_table` must be a table name ('records', 'records_all', 'metrics') or a SQL query"
         raise ConfigurationError(msg)
-    common = {
+    common: dict[str, Any] = {
         "min_timestamp": min_timestamp,
         "max_timestamp": max_timestamp,
         "slices": slices,

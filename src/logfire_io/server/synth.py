@@ -88,7 +88,7 @@ def _trace_layout(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndar
     return trace_of_row, np.arange(n) - firsts[trace_of_row], firsts
 
 
-def _root_starts(rng: np.random.Generator, n_traces: int, lo: int, hi: int) -> np.ndarray:
+def _root_starts(rng: np.random.Generator, n_traces: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
     """Trace start times: uniform, with some on round minutes/hours and some in single-microsecond bursts."""
     starts = rng.integers(lo, hi - 10_000_000, size=n_traces)
     roll = rng.random(n_traces)

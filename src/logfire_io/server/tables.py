@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TypeAlias
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -12,7 +13,7 @@ from logfire_io.schema import TIME_COLUMNS
 
 __all__ = ["TableSource", "conform", "load", "write_for_workers"]
 
-TableSource = pa.Table | str | os.PathLike[str]
+TableSource: TypeAlias = pa.Table | str | os.PathLike[str]
 """A table given to the server: a pyarrow Table or the path of a Parquet file."""
 
 
