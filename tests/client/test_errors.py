@@ -239,3 +239,28 @@ def test_bad_arguments_fail_before_any_request(faulty: LocalLogfire, kwargs: dic
 def test_empty_sql_is_refused(faulty: LocalLogfire) -> None:
     with _client(faulty) as client, pytest.raises(ConfigurationError, match="`sql`"):
         client.query_arrow("   ")
+
+
+def test_retry_policy_decisions() -> None:
+    from logfire_io import RateLimitError
+    from logfire_io._exceptions import QueryHTTPError
+
+    def http_error(cls: type, status: int, **extra: object) -> QueryHTTPError:
+        return cls("x", status_code=status, detail="x", request=None, response=None, **extra)  # type: ignore[arg-type]
+
+    policy = Retry(retries=2, backoff=0.1, max_retry_after=10)
+    assert policy.delay(http_error(RateLimitError, 429, retry_after=3.0), 0) == 3.0
+    assert policy.delay(http_error(RateLimitError, 429, retry_after=None), 0) is None  # a quota: raise at once
+    assert policy.delay(http_error(RateLimitError, 429, retry_after=60.0), 0) is None  # longer than allowed
+    assert 0 <= policy.delay(http_error(UnexpectedResponseError, 503), 1) <= 0.2  # type: ignore[operator]
+    assert policy.delay(http_error(UnexpectedResponseError, 503), 2) is None  # retries used up
+    for cls, status in (
+        (QueryExecutionError, 400),
+        (AuthenticationError, 401),
+        (AuthenticationError, 403),
+        (QueryRequestError, 422),
+        (UnexpectedResponseError, 500),
+    ):
+        assert policy.delay(http_error(cls, status), 0) is None
+    assert policy.delay(TransportError("reset"), 0) is not None
+    assert policy.delay(IncompleteResponseError("cut"), 0) is not None

@@ -228,3 +228,15 @@ def test_v1_accepts_naive_and_offset_timestamps(edge_server: LocalLogfire) -> No
     utc = count("2026-03-01T12:00:01Z", "2026-03-01T12:00:03.5Z")
     assert utc == (3 if edge_server._state.bounds[0] == "[" else 2)
     assert count("2026-03-01T12:00:01", "2026-03-01T13:00:03.5+01:00") == utc  # naive means UTC
+
+
+def test_rate_limit_answers_429_with_retry_after() -> None:
+    with LocalLogfire(demo_rows=100, workers=1, rate_limit=1.0) as srv:
+        headers = {"authorization": srv.read_token}
+        body = {"sql": "SELECT 1", "min_timestamp": "2020-01-01T00:00:00Z"}
+        statuses = [httpx.post(f"{srv.base_url}/v2/query", json=body, headers=headers) for _ in range(6)]
+    limited = [r for r in statuses if r.status_code == 429]
+    assert statuses[0].status_code == 200
+    assert limited
+    assert all(int(r.headers["retry-after"]) >= 1 for r in limited)
+    assert all(r.json()["detail"] == "rate limit exceeded" for r in limited)
