@@ -14,7 +14,7 @@ import uvicorn
 
 from logfire_io.schema import METRICS_SCHEMA, RECORDS_SCHEMA
 from logfire_io.server.app import QueryLogEntry, ServerState, create_app
-from logfire_io.server.faults import FaultPlan, parse_faults
+from logfire_io.server.faults import FaultPlan, parse_faults, quiet_injected_resets
 from logfire_io.server.synth import DEFAULT_SPAN, synth_metrics, synth_records
 from logfire_io.server.tables import TableSource, conform, load, write_for_workers
 from logfire_io.server.workers import WorkerPool
@@ -159,6 +159,7 @@ class LocalLogfire:
         return list(self._state.query_log)
 
     def _config(self) -> uvicorn.Config:
+        quiet_injected_resets()
         app = create_app(self._state, gzip=self._gzip)
         return uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1)
 

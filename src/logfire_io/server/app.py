@@ -28,7 +28,7 @@ from starlette.routing import Route
 from logfire_io.schema import METRICS_SCHEMA, RECORDS_SCHEMA, sql_type_name
 from logfire_io.server.encode import encode_csv, encode_v1_json, encode_v2_json
 from logfire_io.server.engine import Bounds, QueryError, QuerySpec
-from logfire_io.server.faults import STATUS_FAULTS, FaultPlan
+from logfire_io.server.faults import STATUS_FAULTS, FaultPlan, InjectedReset
 from logfire_io.server.workers import QueryStream, QueryTimeout, WorkerDied, WorkerPool, WorkersBusy
 
 if TYPE_CHECKING:
@@ -286,7 +286,7 @@ def _apply_fault(fault: str | None, pieces: Iterator[bytes], *, arrow: bool) -> 
         return
     yield body[: len(body) // 2]
     msg = "injected fault: connection reset mid-body"
-    raise ConnectionResetError(msg)
+    raise InjectedReset(msg)
 
 
 async def _closing(stream: QueryStream, pieces: Iterator[bytes]) -> AsyncIterator[bytes]:

@@ -11,15 +11,32 @@ a healthy server. Kinds:
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from collections import deque
 
-__all__ = ["FAULT_KINDS", "FaultPlan", "parse_faults"]
+__all__ = ["FAULT_KINDS", "FaultPlan", "InjectedReset", "parse_faults", "quiet_injected_resets"]
 
 FAULT_KINDS = frozenset({"429", "500", "502", "503", "401", "reset", "truncate", "slow"})
 STATUS_FAULTS = frozenset({"429", "500", "502", "503", "401"})
 _NONE = "none"  # a queued place-holder: answer this request normally
+
+
+class InjectedReset(ConnectionResetError):
+    """Raised inside a response body to drop the connection on purpose (the ``reset`` fault)."""
+
+
+class _DropInjectedResets(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], InjectedReset))
+
+
+def quiet_injected_resets() -> None:
+    """Keep the server's error log for real errors: a deliberate ``reset`` is not one."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DropInjectedResets) for f in logger.filters):
+        logger.addFilter(_DropInjectedResets())
 
 
 def parse_faults(spec: str | dict[str, float] | None) -> dict[str, float]:
