@@ -92,8 +92,21 @@ def test_late_key_mixed_types_and_dotted_keys_kept() -> None:
     assert json.loads(decoded[500]["a"]) == "u-1"
 
 
-def test_iso_date_strings_stay_strings() -> None:
-    assert decode_json_array(pa.array(['{"dob": "1990-03-14"}'])).to_pylist() == [{"dob": "1990-03-14"}]
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"dob": "1990-03-14"},
+        {"result": {"dob": "1990-03-14T10:00:00", "name": "Ada"}},
+        {"dates": ["2020-01-01", "2021-02-03 04:05:06"]},
+        {"it's": {"when": "2020-01-01"}},
+        {"a": [{"b": "2020-01-01"}]},
+    ],
+)
+def test_iso_date_strings_stay_strings(document: dict) -> None:
+    rows = [orjson.dumps(document).decode(), None, "{}"]
+    decoded = decode_json_array(pa.array(rows)).to_pylist()
+    assert decoded[0] == document
+    assert decoded[1] is None
 
 
 def test_pretty_printed_documents() -> None:

@@ -41,6 +41,7 @@ JSONColumns = Literal["auto"] | Sequence[str] | Mapping[str, pl.DataType] | None
 _CONFLICT = re.compile(r"Column\((?P<path>[^)]*)\) changed from \w+ to \w+")
 _AMBIGUOUS_KEY = r'"(?:[^"\\]|\\.)*/(?:[^"\\]|\\.)*"\s*:|"\[\]"\s*:'
 """Keys containing "/" or equal to "[]", which Arrow's clash messages (``Column(/a/[]/b)``) cannot name."""
+_RE2_SPECIAL = frozenset(".^$*+?()[]{}|\\")
 _MAX_ROUNDS = 64
 _BLOCK_SIZE = 4 << 20
 _ALWAYS_TEXT = frozenset({"log_body"})
@@ -77,11 +78,16 @@ def _as_json_text(line: str, paths: list[list[str]]) -> str:
     return orjson.dumps(document).decode()
 
 
-def _ndjson(lines: pl.Series) -> pa.Buffer:
-    """The lines joined by newlines, as one Arrow buffer (no Python string in between)."""
-    joined = pc.binary_join_element_wise(lines.to_arrow().cast(pa.string()), pa.scalar("\n"), pa.scalar(""))
+def _literal(text: str) -> str:
+    """``text`` as a literal in an RE2 pattern (Python's ``re.escape`` escapes characters RE2 rejects)."""
+    return "".join("\\" + c if c in _RE2_SPECIAL else c for c in text)
+
+
+def _ndjson(lines: pa.Array) -> pa.Buffer:
+    """Each line wrapped as ``{"v":line}`` and newline-terminated, as one Arrow buffer, in one pass."""
+    joined = pc.binary_join_element_wise(pa.scalar('{"v":'), lines, pa.scalar("}\n"), pa.scalar(""))
     offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32)[joined.offset : joined.offset + len(joined) + 1]
-    return joined.buffers()[2][int(offsets[0]) : int(offsets[-1])] if len(joined) else pa.py_buffer(b"")
+    return joined.buffers()[2][int(offsets[0]) : int(offsets[-1])]
 
 
 def _parse(data: pa.Buffer, schema: pa.Schema | None = None) -> pa.Table:
@@ -104,34 +110,85 @@ def _text_timestamps(type_: pa.DataType) -> pa.DataType:
     return type_
 
 
-def _read_objects(original: pl.Series) -> pa.ChunkedArray:
-    """Parse non-null JSON object lines with Arrow's reader, turning clashing keys into JSON text."""
+def _timestamp_paths(type_: pa.DataType, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]] | None:
+    """Paths of struct fields Arrow read as timestamps; None if one sits inside a list (no path reaches it)."""
+    if pa.types.is_timestamp(type_):
+        return [prefix]
+    if pa.types.is_struct(type_):
+        found: list[tuple[str, ...]] = []
+        for field in type_:
+            inner = _timestamp_paths(field.type, (*prefix, field.name))
+            if inner is None:
+                return None
+            found += inner
+        return found
+    if pa.types.is_list(type_):
+        return None if _timestamp_paths(type_.value_type) else []
+    return []
+
+
+def _with_field(array: pa.StructArray, path: tuple[str, ...], values: pa.Array) -> pa.StructArray:
+    """``array`` with the field at ``path`` replaced by ``values`` (same length), validity kept."""
+    index = array.type.get_field_index(path[0])
+    child = array.field(index)
+    new_child = values if len(path) == 1 else _with_field(child, path[1:], values)
+    children = [new_child if i == index else array.field(i) for i in range(array.type.num_fields)]
+    fields = [array.type.field(i).with_type(c.type) for i, c in enumerate(children)]
+    return pa.StructArray.from_arrays(children, fields=fields, mask=array.is_null() if array.null_count else None)
+
+
+def _restore_timestamp_text(decoded: pa.ChunkedArray, lines: pa.Array, data: pa.Buffer) -> pa.ChunkedArray:
+    """Arrow's reader turns ISO-date-like strings into timestamps; give those fields back their exact text.
+
+    Each such field is re-read from the documents with a JSONPath match (the exact string); a timestamp inside a
+    list, or behind a key JSONPath cannot spell, makes the whole column be parsed again with string types.
+    """
+    paths = _timestamp_paths(decoded.type)
+    if paths == []:
+        return decoded
+    if paths is None or any("'" in key or "\\" in key for path in paths for key in path):
+        schema = pa.schema([f.with_type(_text_timestamps(f.type)) for f in decoded.type])
+        table = _parse(data, schema)
+        return pa.chunked_array([b.to_struct_array() for b in table.to_batches()], type=pa.struct(list(schema)))
+    for path in paths:
+        jsonpath = "$" + "".join(f"['{key}']" for key in path[1:])  # path[0] is the wrapping "v"
+        holders = pc.match_substring(lines, orjson.dumps(path[-1]).decode())  # only these rows can have it
+        found = pl.Series(lines.filter(holders)).str.json_path_match(jsonpath).to_arrow().cast(pa.string())
+        text = pc.replace_with_mask(pa.nulls(len(lines), pa.string()), holders, found)
+        chunks, offset = [], 0
+        for chunk in decoded.chunks:
+            chunks.append(_with_field(chunk, path, text.slice(offset, len(chunk))))
+            offset += len(chunk)
+        decoded = pa.chunked_array(chunks)
+    return decoded
+
+
+def _read_objects(original: pa.Array) -> pa.ChunkedArray:
+    """Parse JSON documents (wrapped as ``{"v": ...}``) with Arrow's reader, turning clashing keys into JSON text.
+
+    Returns the struct array of the wrappers; its field ``v`` holds the documents.
+    """
     lines, paths = original, list[list[str]]()
     for _ in range(_MAX_ROUNDS):
         data = _ndjson(lines)
         try:
             table = _parse(data)
         except pa.ArrowInvalid as exc:
-            path = _conflict_key(str(exc))
-            if path is None or path in paths:
-                raise _NotObjects(str(exc)) from exc  # invalid JSON, or a key we cannot address (contains "/")
+            found = _conflict_key(str(exc))
+            if found is None or len(found) < 2 or found[1:] in paths:
+                # invalid JSON, documents of mixed kinds (a clash on "v" itself), or a key we cannot address
+                raise _NotObjects(str(exc)) from exc
+            path = found[1:]
             # Keep only outermost paths, and rewrite from the original text, so an enclosing value that later
             # turns out to clash too is kept as its original JSON, not as the text-ified version. Only rows that
             # hold the new path's key change; rows rewritten in earlier rounds for other keys stay as they are.
             paths = [p for p in paths if p[: len(path)] != path] + [path]
-            if len(path) == 1:  # the wrapping "v" itself: the rows mix objects and arrays
-                touched = pl.Series([True] * len(original))
-            else:
-                touched = original.str.contains(re.escape(orjson.dumps(path[1]).decode()) + r"\s*:")
-            fixed = pl.Series([_as_json_text(line, paths) for line in original.filter(touched)], dtype=pl.String)
-            lines = lines.clone().scatter(touched.arg_true(), fixed) if touched.any() else lines
+            touched = pc.match_substring_regex(original, _literal(orjson.dumps(path[0]).decode()) + r"\s*:")
+            fixed = [_as_json_text(line, paths) for line in original.filter(touched).to_pylist()]
+            lines = pc.replace_with_mask(lines, touched, pa.array(fixed, pa.string()))
             continue
-        schema = pa.schema([f.with_type(_text_timestamps(f.type)) for f in table.schema])
-        if schema != table.schema:  # ISO dates were read as timestamps: read those fields as the text they are
-            table = _parse(data, schema)
-        struct_type = pa.struct(list(table.schema))
         chunks = [batch.to_struct_array() for batch in table.to_batches()]
-        return pa.chunked_array(chunks, type=struct_type)
+        return _restore_timestamp_text(pa.chunked_array(chunks, type=pa.struct(list(table.schema))), lines, data)
     msg = f"more than {_MAX_ROUNDS} keys with clashing types"
     raise _NotObjects(msg)
 
@@ -144,38 +201,36 @@ def decode_json_array(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     ValueError
         Some value is not valid JSON, or the values are not all objects or all arrays.
     """
-    texts = pl.Series(values).cast(pl.String)
-    valid = texts.is_not_null()
+    texts = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    texts = texts.cast(pa.string())
+    valid = pc.is_valid(texts)
     lines = texts.filter(valid)
-    if lines.is_empty():
+    if len(lines) == 0:
         return pa.chunked_array([pa.nulls(len(texts), pa.struct([]))])
-    multi_line = lines.str.contains("\n", literal=True) | lines.str.contains("\r", literal=True)
-    if multi_line.any():  # pretty-printed JSON: make each document one line
-        compact = [orjson.dumps(orjson.loads(text)).decode() for text in lines.filter(multi_line)]
-        lines = lines.scatter(multi_line.arg_true(), pl.Series(compact, dtype=pl.String))
-    # Wrap every document as {"v": ...}: objects and arrays then take the same path, and a column that mixes
-    # them shows up as a clash on "v".
-    wrapped = pl.select(pl.concat_str([pl.lit('{"v":'), lines, pl.lit("}")]).alias("v")).to_series()
+    multi_line = pc.match_substring_regex(lines, "[\r\n]")
+    if pc.any(multi_line).as_py():  # pretty-printed JSON: make each document one line
+        compact = [orjson.dumps(orjson.loads(text)).decode() for text in lines.filter(multi_line).to_pylist()]
+        lines = pc.replace_with_mask(lines, multi_line, pa.array(compact, pa.string()))
     try:
-        if lines.str.contains(_AMBIGUOUS_KEY).any():
+        if pc.any(pc.match_substring_regex(lines, _AMBIGUOUS_KEY)).as_py():
             msg = "a key Arrow's error paths cannot name"
             raise _NotObjects(msg)
-        decoded = _read_objects(wrapped)
+        decoded = _read_objects(lines)
         for chunk in decoded.chunks:
-            chunk.validate(full=True)
+            chunk.validate()  # catches the list-offset corruption; full validation costs a pass over the data
     except (_NotObjects, pa.ArrowInvalid):
         # Arrow's reader refused (invalid JSON, a key it cannot address) or mis-read (nulls inside lists, seen in
         # pyarrow 26): decode exactly in Python instead. Slower, and only for such columns.
-        decoded = pa.chunked_array([_python_objects(wrapped.to_list())])
+        decoded = pa.chunked_array([_python_objects(['{"v":' + line + "}" for line in lines.to_pylist()])])
     values_type = decoded.type.field("v").type
     if not (pa.types.is_struct(values_type) or pa.types.is_list(values_type)):
         msg = "the values are not all JSON objects or all JSON arrays"
         raise ValueError(msg)
     inner = pa.chunked_array([chunk.field("v") for chunk in decoded.chunks], type=values_type)
-    if valid.all():
+    if pc.all(valid).as_py():
         return inner
-    positions = valid.cast(pl.Int64).cum_sum() - 1
-    indices = pa.array(positions.to_numpy(), mask=(~valid).to_numpy())
+    positions = np.cumsum(valid.to_numpy(zero_copy_only=False)) - 1
+    indices = pa.array(positions, mask=pc.invert(valid).to_numpy(zero_copy_only=False))
     return inner.take(indices)
 
 
