@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve()
 END = datetime(2026, 1, 1, tzinfo=UTC)
 SPAN = timedelta(days=2)
 MB = 1024 * 1024
+BULK_VARIANTS = ["official_loop", "ours_default", "ours_c1", "ours_c4", "ours_c16"]
 
 
 # ---------------------------------------------------------------------------------------------- child variants
@@ -311,6 +312,13 @@ def main() -> None:
     parser.add_argument("which", choices=["all", "bulk", "single", "decode", "json", "server"])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument(
+        "--gzip",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="let the server gzip answers when the client accepts it (both clients do, as httpx does by default)",
+    )
+    parser.add_argument("--variants", help="comma-separated bulk variants to run (default: all)")
     args = parser.parse_args()
 
     from logfire_io.server import LocalLogfire
@@ -321,7 +329,9 @@ def main() -> None:
         out.append(bench_json(args.rows))
     if args.which in {"all", "bulk", "single", "decode", "server"}:
         started = time.perf_counter()
-        with LocalLogfire(demo_rows=args.rows, demo_end=END, latency_ms=args.latency_ms, workers=2) as srv:
+        with LocalLogfire(
+            demo_rows=args.rows, demo_end=END, latency_ms=args.latency_ms, workers=2, gzip=args.gzip
+        ) as srv:
             out.insert(
                 3,
                 f"Server: {args.rows:,} records synthesised and served in {time.perf_counter() - started:.1f} s; "
@@ -332,8 +342,9 @@ def main() -> None:
                     bench_reads(
                         srv,
                         args.rows,
-                        ["official_loop", "ours_default", "ours_c1", "ours_c4", "ours_c16"],
-                        f"Bulk read: all {args.rows:,} records ({args.latency_ms:g} ms latency)",
+                        args.variants.split(",") if args.variants else BULK_VARIANTS,
+                        f"Bulk read: all {args.rows:,} records ({args.latency_ms:g} ms latency, "
+                        f"gzip {'on' if args.gzip else 'off'})",
                     )
                 )
             if args.which in {"all", "single"}:
