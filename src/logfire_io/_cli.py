@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "query":
             return _query(args)
         return _demo(args)
-    except (LogfireIOError, ValueError, FileNotFoundError) as exc:
+    except (LogfireIOError, ValueError, FileNotFoundError, ImportError) as exc:
         print(f"logfire-io: error: {scrub(str(exc), token)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
