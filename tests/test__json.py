@@ -133,3 +133,58 @@ def test_explicit_dtypes_and_unknown_columns() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert decode_json_columns(table, None).equals(table)
+
+
+def test_clashing_top_level_scalars_mixed_with_awkward_rows() -> None:
+    documents = [
+        {"user_id": 42, "x": 1},
+        {"user_id": "u-42"},
+        {"user_id": 'say "hi"\\ é'},
+        {"user_id": 1.5e300},
+        {"user_id": True},
+        {"user_id": None},
+        {"user_id": {"nested": 1}},  # an object: handled row by row
+        {"other": {"user_id": "inner"}, "user_id": 7},  # the key twice: handled row by row
+        {"other": {"user_id": "only nested"}},
+        {},
+    ]
+    rows = [orjson.dumps(d).decode() for d in documents] * 300
+    decoded = decode_json_array(pa.array(rows)).to_pylist()[: len(documents)]
+    assert [d["user_id"] for d in decoded] == [
+        "42",
+        '"u-42"',
+        orjson.dumps('say "hi"\\ é').decode(),
+        orjson.dumps(1.5e300).decode(),
+        "true",
+        None,
+        '{"nested":1}',
+        "7",
+        None,
+        None,
+    ]
+    assert decoded[7]["other"] == {"user_id": "inner"}
+    assert decoded[8]["other"] == {"user_id": "only nested"}
+
+
+def test_nested_clash_then_enclosing_clash() -> None:
+    documents = [{"user": {"id": 1, "plan": "pro"}}, {"user": {"id": "u-2"}}, {"user": "anonymous"}, {"user": None}]
+    rows = [orjson.dumps(d).decode() for d in documents] * 200
+    decoded = decode_json_array(pa.array(rows)).to_pylist()[:4]
+    assert [d["user"] for d in decoded] == [
+        '{"id":1,"plan":"pro"}',
+        '{"id":"u-2"}',
+        '"anonymous"',
+        None,
+    ]
+
+
+def test_nested_scalar_clash() -> None:
+    documents = [{"user": {"id": 1, "plan": "pro"}}, {"user": {"id": "u-2"}}, {"user": None}, {"id": "top"}]
+    rows = [orjson.dumps(d).decode() for d in documents] * 200
+    decoded = decode_json_array(pa.array(rows)).to_pylist()[:4]
+    assert decoded == [
+        {"user": {"id": "1", "plan": "pro"}, "id": None},
+        {"user": {"id": '"u-2"', "plan": None}, "id": None},
+        {"user": None, "id": None},
+        {"user": None, "id": "top"},
+    ]

@@ -41,6 +41,10 @@ JSONColumns = Literal["auto"] | Sequence[str] | Mapping[str, pl.DataType] | None
 _CONFLICT = re.compile(r"Column\((?P<path>[^)]*)\) changed from \w+ to \w+")
 _AMBIGUOUS_KEY = r'"(?:[^"\\]|\\.)*/(?:[^"\\]|\\.)*"\s*:|"\[\]"\s*:'
 """Keys containing "/" or equal to "[]", which Arrow's clash messages (``Column(/a/[]/b)``) cannot name."""
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9_.\-]+$")
+"""Keys that are literal in a regular expression once dots are escaped, and need no escaping in JSON."""
+_SCALAR = r'"(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+\-]*|true|false|null'
+"""One JSON scalar token (a string with escapes, a number, a literal)."""
 _RE2_SPECIAL = frozenset(".^$*+?()[]{}|\\")
 _MAX_ROUNDS = 64
 _BLOCK_SIZE = 4 << 20
@@ -154,13 +158,47 @@ def _restore_timestamp_text(decoded: pa.ChunkedArray, lines: pa.Array, data: pa.
         jsonpath = "$" + "".join(f"['{key}']" for key in path[1:])  # path[0] is the wrapping "v"
         holders = pc.match_substring(lines, orjson.dumps(path[-1]).decode())  # only these rows can have it
         found = pl.Series(lines.filter(holders)).str.json_path_match(jsonpath).to_arrow().cast(pa.string())
-        text = pc.replace_with_mask(pa.nulls(len(lines), pa.string()), holders, found)
-        chunks, offset = [], 0
-        for chunk in decoded.chunks:
-            chunks.append(_with_field(chunk, path, text.slice(offset, len(chunk))))
-            offset += len(chunk)
-        decoded = pa.chunked_array(chunks)
+        decoded = _replace_path(decoded, path, pc.replace_with_mask(pa.nulls(len(lines), pa.string()), holders, found))
     return decoded
+
+
+def _field_at(decoded: pa.ChunkedArray, path: tuple[str, ...]) -> pa.Array:
+    """The values at ``path`` (nested struct fields), one per row; null where an enclosing struct is null."""
+    chunks = []
+    for chunk in decoded.chunks:
+        for key in path:
+            chunk = chunk.field(key) if chunk.null_count == 0 else pc.struct_field(chunk, [key])
+        chunks.append(chunk)
+    return pa.chunked_array(chunks).combine_chunks()
+
+
+def _replace_path(decoded: pa.ChunkedArray, path: tuple[str, ...], values: pa.Array) -> pa.ChunkedArray:
+    """``decoded`` with the field at ``path`` replaced by ``values`` (one value per row)."""
+    chunks, offset = [], 0
+    for chunk in decoded.chunks:
+        chunks.append(_with_field(chunk, path, values.slice(offset, len(chunk))))
+        offset += len(chunk)
+    return pa.chunked_array(chunks)
+
+
+def _scalar_clash(candidates: pa.Array, path: list[str]) -> tuple[pa.BooleanArray, pa.Array, pa.Array]:
+    """For a clashing key ``path``, the candidate rows it can be handled in without a Python parse.
+
+    Those are rows where the last key's ``"key":`` occurs exactly once (so it is the one the JSONPath of ``path``
+    finds) and holds a non-null scalar. Returns their mask over ``candidates``, the raw JSON text of each one's
+    value (the text in the document), and those rows with the value replaced by ``null``, so that Arrow's reader
+    sees no clash.
+    """
+    pattern = _literal('"' + path[-1] + '"') + r"\s*:"
+    documents = pl.Series(candidates)
+    token = documents.str.extract(f"{pattern}\\s*({_SCALAR})", 1)
+    handled = (
+        (documents.str.count_matches(pattern) == 1)
+        & (token.is_not_null() & (token != "null"))
+        & documents.str.json_path_match("$" + "".join(f"['{key}']" for key in path)).is_not_null()
+    ).fill_null(False)
+    nulled = documents.filter(handled).str.replace(f"({pattern}\\s*)(?:{_SCALAR})", "${1}null")
+    return handled.to_arrow(), token.filter(handled).to_arrow().cast(pa.string()), nulled.to_arrow().cast(pa.string())
 
 
 def _read_objects(original: pa.Array) -> pa.ChunkedArray:
@@ -169,6 +207,7 @@ def _read_objects(original: pa.Array) -> pa.ChunkedArray:
     Returns the struct array of the wrappers; its field ``v`` holds the documents.
     """
     lines, paths = original, list[list[str]]()
+    vectorised: dict[tuple[str, ...], tuple[pa.BooleanArray, pa.Array]] = {}
     for _ in range(_MAX_ROUNDS):
         data = _ndjson(lines)
         try:
@@ -184,11 +223,26 @@ def _read_objects(original: pa.Array) -> pa.ChunkedArray:
             # hold the new path's key change; rows rewritten in earlier rounds for other keys stay as they are.
             paths = [p for p in paths if p[: len(path)] != path] + [path]
             touched = pc.match_substring_regex(original, _literal(orjson.dumps(path[0]).decode()) + r"\s*:")
+            if all(_SAFE_KEY.match(key) for key in path):
+                # Most clashes are scalars (an id that is sometimes a string): take their text vectorised, and
+                # leave only the other rows to the per-row rewrite below.
+                local, texts, nulled = _scalar_clash(lines.filter(touched), path)
+                handled = pc.replace_with_mask(touched, touched, local)
+                texts = pc.replace_with_mask(pa.nulls(len(lines), pa.string()), handled, texts)
+                vectorised[tuple(path)] = (handled, texts)
+                lines = pc.replace_with_mask(lines, handled, nulled)
+                touched = pc.and_(touched, pc.invert(handled))
             fixed = [_as_json_text(line, paths) for line in original.filter(touched).to_pylist()]
             lines = pc.replace_with_mask(lines, touched, pa.array(fixed, pa.string()))
             continue
         chunks = [batch.to_struct_array() for batch in table.to_batches()]
-        return _restore_timestamp_text(pa.chunked_array(chunks, type=pa.struct(list(table.schema))), lines, data)
+        decoded = pa.chunked_array(chunks, type=pa.struct(list(table.schema)))
+        for key_path, (handled, texts) in vectorised.items():
+            if any(key_path[: len(p)] == tuple(p) and len(p) < len(key_path) for p in paths):
+                continue  # an enclosing value clashed later and is JSON text as a whole
+            parsed = _field_at(decoded, ("v", *key_path)).cast(pa.string())
+            decoded = _replace_path(decoded, ("v", *key_path), pc.if_else(handled, texts, parsed))
+        return _restore_timestamp_text(decoded, lines, data)
     msg = f"more than {_MAX_ROUNDS} keys with clashing types"
     raise _NotObjects(msg)
 
@@ -207,12 +261,15 @@ def decode_json_array(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     lines = texts.filter(valid)
     if len(lines) == 0:
         return pa.chunked_array([pa.nulls(len(texts), pa.struct([]))])
-    multi_line = pc.match_substring_regex(lines, "[\r\n]")
-    if pc.any(multi_line).as_py():  # pretty-printed JSON: make each document one line
+    # One pass for the two rare cases (a pretty-printed document, a key Arrow cannot name); each is then
+    # looked at on its own only if that pass found something.
+    unusual = pc.any(pc.match_substring_regex(lines, f"[\r\n]|{_AMBIGUOUS_KEY}")).as_py()
+    multi_line = pc.match_substring_regex(lines, "[\r\n]") if unusual else None
+    if multi_line is not None and pc.any(multi_line).as_py():  # pretty-printed JSON: one document per line
         compact = [orjson.dumps(orjson.loads(text)).decode() for text in lines.filter(multi_line).to_pylist()]
         lines = pc.replace_with_mask(lines, multi_line, pa.array(compact, pa.string()))
     try:
-        if pc.any(pc.match_substring_regex(lines, _AMBIGUOUS_KEY)).as_py():
+        if unusual and pc.any(pc.match_substring_regex(lines, _AMBIGUOUS_KEY)).as_py():
             msg = "a key Arrow's error paths cannot name"
             raise _NotObjects(msg)
         decoded = _read_objects(lines)

@@ -97,7 +97,7 @@ def test_first_batch_arrives_before_body_ends(server: LocalLogfire) -> None:
         rest = sum(b.num_rows for b in stream)
         total = time.monotonic() - started
     assert rest > 0
-    assert first < total - 0.25
+    assert first < total * 0.95  # a buffered read would yield its first batch only at the very end
 
 
 def test_timezone_and_environment_pass_through(server: LocalLogfire) -> None:
