@@ -156,7 +156,7 @@ def _restore_timestamp_text(decoded: pa.ChunkedArray, lines: pa.Array, data: pa.
         return pa.chunked_array([b.to_struct_array() for b in table.to_batches()], type=pa.struct(list(schema)))
     for path in paths:
         jsonpath = "$" + "".join(f"['{key}']" for key in path[1:])  # path[0] is the wrapping "v"
-        holders = pc.match_substring(lines, orjson.dumps(path[-1]).decode())  # only these rows can have it
+        holders = pl.Series(lines).str.contains(orjson.dumps(path[-1]).decode(), literal=True).to_arrow()
         found = pl.Series(lines.filter(holders)).str.json_path_match(jsonpath).to_arrow().cast(pa.string())
         decoded = _replace_path(decoded, path, pc.replace_with_mask(pa.nulls(len(lines), pa.string()), holders, found))
     return decoded
@@ -207,6 +207,7 @@ def _read_objects(original: pa.Array) -> pa.ChunkedArray:
     Returns the struct array of the wrappers; its field ``v`` holds the documents.
     """
     lines, paths = original, list[list[str]]()
+    documents = pl.Series(original)  # polars' regex engine is several times faster here than Arrow's
     vectorised: dict[tuple[str, ...], tuple[pa.BooleanArray, pa.Array]] = {}
     for _ in range(_MAX_ROUNDS):
         data = _ndjson(lines)
@@ -222,7 +223,7 @@ def _read_objects(original: pa.Array) -> pa.ChunkedArray:
             # turns out to clash too is kept as its original JSON, not as the text-ified version. Only rows that
             # hold the new path's key change; rows rewritten in earlier rounds for other keys stay as they are.
             paths = [p for p in paths if p[: len(path)] != path] + [path]
-            touched = pc.match_substring_regex(original, _literal(orjson.dumps(path[0]).decode()) + r"\s*:")
+            touched = documents.str.contains(_literal(orjson.dumps(path[0]).decode()) + r"\s*:").to_arrow()
             if all(_SAFE_KEY.match(key) for key in path):
                 # Most clashes are scalars (an id that is sometimes a string): take their text vectorised, and
                 # leave only the other rows to the per-row rewrite below.
