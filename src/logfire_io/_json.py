@@ -393,7 +393,9 @@ def _requested(table: pa.Table, json_columns: JSONColumns) -> dict[str, pl.DataT
     if isinstance(json_columns, str):
         msg = f"`json_columns` must be 'auto', None, a list of names or a dict of dtypes, got {json_columns!r}"
         raise ConfigurationError(msg)
-    wanted = dict(json_columns) if isinstance(json_columns, Mapping) else dict.fromkeys(json_columns)
+    wanted: dict[str, pl.DataType | None] = (
+        dict(json_columns) if isinstance(json_columns, Mapping) else dict.fromkeys(json_columns)
+    )
     unknown = [name for name in wanted if name not in table.column_names]
     if unknown:
         msg = f"`json_columns` names columns the result does not have: {unknown}; it has {table.column_names}"

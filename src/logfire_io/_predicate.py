@@ -58,6 +58,7 @@ def _literal_value(node: dict[str, Any]) -> Any:
     """The Python value of a literal node (``datetime`` for timestamps)."""
     literal = node["Literal"]
     kind, payload = next(iter(literal.items()))
+    value: Any
     value_kind, value = next(iter(payload.items())) if isinstance(payload, dict) else (payload, None)
     if kind not in {"Dyn", "Scalar"}:
         raise _Untranslatable
@@ -125,6 +126,8 @@ def _sql(node: dict[str, Any]) -> str:
 
 
 def _function(function: Any, inputs: list[dict[str, Any]]) -> str:
+    options: Any
+    detail: Any
     name, options = (function, None) if isinstance(function, str) else next(iter(function.items()))
     if name == "Boolean":
         boolean, detail = (options, None) if isinstance(options, str) else next(iter(options.items()))

@@ -10,6 +10,7 @@ round minutes and hours, and gauge, sum and histogram metrics.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -305,7 +306,7 @@ def synth_records(n: int, *, seed: int = 0, end: datetime | None = None, span: t
     }
 
     def choose(slot: int) -> pl.Expr:
-        expr = pl.when(text("template") == _HTTP).then(by_template[_HTTP][slot])
+        expr: Any = pl.when(text("template") == _HTTP).then(by_template[_HTTP][slot])
         for code, parts in by_template.items():
             if code != _HTTP:
                 expr = expr.when(text("template") == code).then(parts[slot])
