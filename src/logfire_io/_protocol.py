@@ -38,6 +38,8 @@ __all__ = [
     "ApiVersion",
     "Query",
     "Retry",
+    "as_utc",
+    "checked_window",
     "error_from_response",
     "isoformat",
     "resolve_base_url",
@@ -111,7 +113,7 @@ def scrub(text: str, secret: str) -> str:
 
 def isoformat(value: datetime) -> str:
     """RFC 3339 as the official SDK sends it; naive datetimes are taken as UTC."""
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    return as_utc(value).isoformat()
 
 
 @dataclass(frozen=True)
@@ -137,15 +139,9 @@ class Query:
         ):
             msg = f"`limit` must be an integer from 1 to {MAX_LIMIT:,} (the Query API's cap), got {self.limit!r}"
             raise ConfigurationError(msg)
-        for name in ("min_timestamp", "max_timestamp"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, datetime):
-                msg = f"`{name}` must be a datetime, got {type(value).__name__}: {value!r}"
-                raise ConfigurationError(msg)
-        low, high = self.min_timestamp, self.max_timestamp
-        if low is not None and high is not None and _aware(low) > _aware(high):
-            msg = f"`min_timestamp` ({isoformat(low)}) is after `max_timestamp` ({isoformat(high)})"
-            raise ConfigurationError(msg)
+        low, high = checked_window(self.min_timestamp, self.max_timestamp)
+        object.__setattr__(self, "min_timestamp", low)
+        object.__setattr__(self, "max_timestamp", high)
 
     def v2_body(self) -> dict[str, Any]:
         """The ``POST /v2/query`` JSON body, keys in the official SDK's order."""
@@ -179,8 +175,23 @@ class Query:
         return params
 
 
-def _aware(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
+    """``value`` made timezone-aware: naive datetimes are UTC, everywhere in logfire-io."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def checked_window(low: object, high: object) -> tuple[datetime | None, datetime | None]:
+    """The ``min_timestamp``/``max_timestamp`` pair, validated and made aware (naive means UTC)."""
+    for name, value in (("min_timestamp", low), ("max_timestamp", high)):
+        if value is not None and not isinstance(value, datetime):
+            msg = f"`{name}` must be a datetime, got {type(value).__name__}: {value!r}"
+            raise ConfigurationError(msg)
+    low = as_utc(low) if isinstance(low, datetime) else None
+    high = as_utc(high) if isinstance(high, datetime) else None
+    if low is not None and high is not None and low > high:
+        msg = f"`min_timestamp` ({low.isoformat()}) is after `max_timestamp` ({high.isoformat()})"
+        raise ConfigurationError(msg)
+    return low, high
 
 
 def accept_header(fmt: Format, version: Literal["v1", "v2"]) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import httpx
@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from logfire_io._client import LogfireQueryClient
 from logfire_io._exceptions import ConfigurationError, RowCapError
 from logfire_io._json import JSONColumns, decode_json_columns
-from logfire_io._protocol import MAX_LIMIT, resolve_read_token
+from logfire_io._protocol import MAX_LIMIT, checked_window, resolve_read_token
 from logfire_io._slicing import HISTOGRAM_BUCKETS, Progress, ReadStats, Slice, fetch_slices, pack_histogram, plan_slices
 from logfire_io._sql import SliceableQuery, analyze, bounded, histogram_sql, stats_sql
 
@@ -56,19 +56,9 @@ class ReadRequest:
     stats: ReadStats = field(default_factory=ReadStats, compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("min_timestamp", "max_timestamp"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, datetime):
-                msg = f"`{name}` must be a datetime, got {type(value).__name__}: {value!r}"
-                raise ConfigurationError(msg)
-            if value is not None and value.tzinfo is None:
-                object.__setattr__(self, name, value.replace(tzinfo=UTC))  # naive means UTC
-        if self.min_timestamp and self.max_timestamp and self.min_timestamp > self.max_timestamp:
-            msg = (
-                f"`min_timestamp` ({self.min_timestamp.isoformat()}) is after `max_timestamp` "
-                f"({self.max_timestamp.isoformat()})"
-            )
-            raise ConfigurationError(msg)
+        low, high = checked_window(self.min_timestamp, self.max_timestamp)
+        object.__setattr__(self, "min_timestamp", low)
+        object.__setattr__(self, "max_timestamp", high)
         if self.limit is not None and (
             isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1
         ):

@@ -19,14 +19,14 @@ from collections import deque
 from collections.abc import Callable, Generator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import IO
 
 import pyarrow as pa
 
 from logfire_io._exceptions import ConfigurationError, LogfireIOError
-from logfire_io._protocol import MAX_LIMIT
+from logfire_io._protocol import MAX_LIMIT, as_utc
 
 __all__ = ["ReadStats", "Slice", "SliceError", "TooDenseError", "pack_histogram", "plan_slices"]
 
@@ -65,16 +65,12 @@ class Slice:
         return f"[{self.low.isoformat()}, {self.high.isoformat()})"
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def plan_slices(low: datetime, high: datetime, slices: int | timedelta) -> list[Slice]:
     """Split ``[low, high)`` into ``slices`` equal slices, or slices of width ``slices``; pure, no I/O.
 
     Naive datetimes are UTC. Boundaries fall on whole microseconds; the slices cover the window exactly.
     """
-    low, high = _aware(low), _aware(high)
+    low, high = as_utc(low), as_utc(high)
     if low >= high:
         msg = f"the window is empty: `min_timestamp` {low.isoformat()} is not before `max_timestamp` {high.isoformat()}"
         raise ConfigurationError(msg)
