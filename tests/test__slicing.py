@@ -55,9 +55,9 @@ def test_pack_histogram_partitions_and_respects_the_cap(width_us: int, counts: l
     histogram = {LOW + width * i: n for i, n in enumerate(counts)}
     plan = pack_histogram(LOW, high, width_us, histogram)
     _assert_partition(plan, LOW, high)
-    for piece in plan:  # slices made of whole buckets hold at most 90% of the cap
-        buckets = [n for start, n in histogram.items() if piece.low <= start and start + width <= piece.high]
-        if buckets and sum(buckets) > 0 and len(buckets) > 1:
+    for piece in plan:  # a slice that packs several non-empty buckets holds at most 90% of the cap
+        buckets = [n for start, n in histogram.items() if piece.low <= start and start + width <= piece.high and n]
+        if len(buckets) > 1:
             assert sum(buckets) <= MAX_LIMIT * 0.9
     assert len(plan) <= max(1, sum(-(-n // int(MAX_LIMIT * 0.9)) for n in counts)) + len(counts)
 
