@@ -187,17 +187,6 @@ class _BaseQueryClient:
         )
 
 
-def _query(
-    sql: str,
-    min_timestamp: datetime | None,
-    max_timestamp: datetime | None,
-    limit: int | None,
-    timezone: str | None,
-    environment: str | list[str] | None,
-) -> Query:
-    return Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
-
-
 def _read_arrow(chunks: Iterator[bytes]) -> pa.Table:
     decoder = ArrowStreamDecoder()
     batches = [batch for chunk in chunks for batch in decoder.feed(chunk)]
@@ -310,8 +299,8 @@ class LogfireQueryClient(_BaseQueryClient):
         environment
             ``deployment_environment`` values to keep (v2 only); ``""`` means rows without one.
         """
-        query = _query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
-        response, body = self._drive(self._flow(query, "json", "bytes", rows=self._version == "v2"))
+        query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
+        response, body = self._drive(self._flow(query, "json", "bytes", rows=False))
         return self._columns_result(response, body)
 
     def query_json_rows(
@@ -328,7 +317,7 @@ class LogfireQueryClient(_BaseQueryClient):
 
         Parameters: see :meth:`query_json`.
         """
-        query = _query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
+        query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
         response, body = self._drive(self._flow(query, "json", "bytes"))
         return self._rows_result(response, body)
 
@@ -347,7 +336,7 @@ class LogfireQueryClient(_BaseQueryClient):
         A stream cut short is fetched again (up to the retry policy), never returned short.
         Parameters: see :meth:`query_json`.
         """
-        query = _query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
+        query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
         _, table = self._drive(self._flow(query, "arrow", "arrow"))
         return table  # type: ignore[no-any-return]
 
@@ -362,7 +351,7 @@ class LogfireQueryClient(_BaseQueryClient):
         environment: str | list[str] | None = None,
     ) -> str:
         """The result as CSV text, with a header row. Parameters: see :meth:`query_json`."""
-        query = _query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
+        query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
         response, body = self._drive(self._flow(query, "csv", "bytes"))
         return body.decode(response.encoding or "utf-8")  # type: ignore[no-any-return]
 
@@ -382,7 +371,7 @@ class LogfireQueryClient(_BaseQueryClient):
         the first batch, the request is retried; after it, :class:`~logfire_io.IncompleteResponseError` is
         raised rather than a silently short stream. Parameters: see :meth:`query_json`.
         """
-        query = _query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
+        query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
         attempt = 0
         while True:
             response = self._drive(self._flow(query, "arrow", None, attempt=attempt))
@@ -479,8 +468,8 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         environment: str | list[str] | None = None,
     ) -> dict[str, Any]:
         """See :meth:`LogfireQueryClient.query_json`."""
-        query = _query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
-        response, body = await self._drive(self._flow(query, "json", "bytes", rows=self._version == "v2"))
+        query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
+        response, body = await self._drive(self._flow(query, "json", "bytes", rows=False))
         return self._columns_result(response, body)
 
     async def query_json_rows(
@@ -494,7 +483,7 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         environment: str | list[str] | None = None,
     ) -> dict[str, Any]:
         """See :meth:`LogfireQueryClient.query_json_rows`."""
-        query = _query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
+        query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
         response, body = await self._drive(self._flow(query, "json", "bytes"))
         return self._rows_result(response, body)
 
@@ -509,7 +498,7 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         environment: str | list[str] | None = None,
     ) -> pa.Table:
         """See :meth:`LogfireQueryClient.query_arrow`."""
-        query = _query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
+        query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
         _, table = await self._drive(self._flow(query, "arrow", "arrow"))
         return table  # type: ignore[no-any-return]
 
@@ -524,7 +513,7 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         environment: str | list[str] | None = None,
     ) -> str:
         """See :meth:`LogfireQueryClient.query_csv`."""
-        query = _query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
+        query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
         response, body = await self._drive(self._flow(query, "csv", "bytes"))
         return body.decode(response.encoding or "utf-8")  # type: ignore[no-any-return]
 
@@ -539,7 +528,7 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         environment: str | list[str] | None = None,
     ) -> AsyncIterator[pa.RecordBatch]:
         """See :meth:`LogfireQueryClient.iter_arrow_batches`; an async iterator."""
-        query = _query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
+        query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
         attempt = 0
         while True:
             response = await self._drive(self._flow(query, "arrow", None, attempt=attempt))

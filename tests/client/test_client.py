@@ -133,6 +133,17 @@ def test_falls_back_to_v1_once_and_remembers() -> None:
         assert [q.endpoint for q in srv.queries] == ["v1", "v1"]  # v2 was tried once, answered 404, not logged
 
 
+@pytest.mark.parametrize("first", ["query_json", "query_json_rows"])
+def test_json_shapes_survive_the_fallback(first: str) -> None:
+    """The JSON shape is chosen when each request is built, so the switch to v1 mid-call cannot mix them up."""
+    with LocalLogfire(demo_rows=50, workers=1, api_versions={"v1"}) as srv:
+        with LogfireQueryClient(srv.read_token, base_url=srv.base_url) as client:
+            result = getattr(client, first)("SELECT count(*) AS n FROM records_all")
+            columns = client.query_json("SELECT count(*) AS n FROM records_all")
+    assert result == (columns if first == "query_json" else {"columns": result["columns"], "rows": [{"n": 50}]})
+    assert columns["columns"][0]["values"] == [50]
+
+
 def test_pinned_v2_does_not_fall_back() -> None:
     from logfire_io import UnexpectedResponseError
 
