@@ -11,6 +11,7 @@ import hmac
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -247,8 +248,15 @@ def _run(state: ServerState, query: _Query) -> QueryStream:
         explain=query.explain,
         bounds=state.bounds,
     )
-    try:
+    with _worker_errors(state):
         return state.pool.submit(spec, time.monotonic() + state.deadline)
+
+
+@contextmanager
+def _worker_errors(state: ServerState) -> Iterator[None]:
+    """Map what a query worker can report, while planning or while streaming, to the client's error response."""
+    try:
+        yield
     except QueryError as exc:
         raise ApiError(400, str(exc)) from None
     except QueryTimeout:
@@ -259,13 +267,9 @@ def _run(state: ServerState, query: _Query) -> QueryStream:
         raise ApiError(500, "the query worker died while running the query (out of memory?)") from None
 
 
-def _table(stream: QueryStream) -> pa.Table:
-    try:
+def _table(state: ServerState, stream: QueryStream) -> pa.Table:
+    with _worker_errors(state):
         return pa.ipc.open_stream(stream.read_all()).read_all()
-    except QueryError as exc:
-        raise ApiError(400, str(exc)) from None
-    except QueryTimeout:
-        raise ApiError(400, "query exceeded the server's deadline and was stopped") from None
 
 
 def _apply_fault(fault: str | None, pieces: Iterator[bytes], *, arrow: bool) -> Iterator[bytes]:
@@ -324,7 +328,7 @@ def _respond(state: ServerState, endpoint: str, query: _Query, fmt: Format, faul
         return StreamingResponse(
             _closing(stream, _apply_fault(fault, iter(stream), arrow=True)), media_type=ARROW_MEDIA_TYPE
         )
-    table = _table(stream)
+    table = _table(state, stream)
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
     body = encode_csv(table) if fmt == "csv" else encode(table, stream.plans)
     return StreamingResponse(_apply_fault(fault, iter([body]), arrow=False), media_type=media)
