@@ -181,8 +181,7 @@ def _csv_ready(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from logfire_io._read import DEFAULT_MAX_CONCURRENCY, ReadRequest, iter_tables, merge, open_client
-    from logfire_io._sql import analyze
+    from logfire_io._read import DEFAULT_MAX_CONCURRENCY, ReadRequest, concat, iter_tables, open_client
 
     low = datetime.now(UTC) - args.since if args.since else args.min_timestamp
     request = ReadRequest(
@@ -195,10 +194,12 @@ def _query(args: argparse.Namespace) -> int:
         args.progress,
     )
     started = time.monotonic()
+    written = 0
     with open_client(None, args.read_token, args.base_url, request.max_concurrency) as client:
         pieces = iter_tables(client, request, owns_client=True)
         if args.out is None:
-            frame = pl.from_arrow(merge(list(pieces), analyze(args.sql)), rechunk=False)
+            frame = pl.from_arrow(concat(list(pieces)), rechunk=False)
+            written = frame.height
             with pl.Config(tbl_rows=20, tbl_cols=12, fmt_str_lengths=40):
                 print(frame)
         else:
@@ -206,6 +207,7 @@ def _query(args: argparse.Namespace) -> int:
             try:
                 for piece in pieces:
                     sink.write(piece)
+                    written += piece.num_rows
                 if sink.schema is None:
                     msg = "the query returned no schema"
                     raise ValueError(msg)
@@ -213,8 +215,8 @@ def _query(args: argparse.Namespace) -> int:
                 sink.close()
     stats = request.stats
     print(
-        f"{stats.rows:,} rows in {time.monotonic() - started:.2f} s, {stats.requests} requests "
-        f"(minimum {stats.minimum_requests})" + (f", written to {args.out}" if args.out else ""),
+        f"{written:,} rows in {time.monotonic() - started:.2f} s ({stats.rows:,} fetched), {stats.requests} "
+        f"requests (minimum {stats.minimum_requests})" + (f", written to {args.out}" if args.out else ""),
         file=sys.stderr,
     )
     return 0

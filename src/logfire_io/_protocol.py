@@ -10,11 +10,12 @@ import os
 import random
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import httpx
+import numpy as np
 import orjson
 
 from logfire_io._exceptions import (
@@ -175,19 +176,61 @@ class Query:
         return params
 
 
+EARLIEST_BOUND = datetime(1678, 1, 1, tzinfo=UTC)
+LATEST_BOUND = datetime(2262, 1, 1, tzinfo=UTC)
+"""Windows must lie in ``[EARLIEST_BOUND, LATEST_BOUND]``: DataFusion's timestamp literals are nanoseconds."""
+_ONE_US = timedelta(microseconds=1)
+
+
 def as_utc(value: datetime) -> datetime:
-    """``value`` made timezone-aware: naive datetimes are UTC, everywhere in logfire-io."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    """``value`` as an aware UTC datetime on a whole microsecond, everywhere in logfire-io.
+
+    Naive datetimes are UTC; other zones are converted exactly, so a window across a DST change covers the
+    real elapsed time. A value between two microseconds (pandas' nanoseconds) moves up to the next one: with
+    both bounds rounded up, a half-open window keeps exactly the rows it covers, so ``[0.5 µs, 1.5 µs)``
+    holds the row at 1 µs and not the one at 0 µs.
+    """
+    plain = datetime(
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+        value.tzinfo,
+        fold=value.fold,
+    )
+    utc = plain.astimezone(UTC) if plain.tzinfo is not None else plain.replace(tzinfo=UTC)
+    return utc + _ONE_US if getattr(value, "nanosecond", 0) else utc
+
+
+def _instant(name: str, value: object) -> datetime | None:
+    """One window bound as UTC microseconds; datetimes (pandas Timestamps too) and numpy datetime64 accepted."""
+    if value is None:
+        return None
+    if isinstance(value, np.datetime64) and not np.isnat(value):
+        nanoseconds = int(value.astype("datetime64[ns]").astype(np.int64))
+        value = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=-(-nanoseconds // 1000))
+    if not isinstance(value, datetime):
+        msg = f"`{name}` must be a datetime, got {type(value).__name__}: {value!r}"
+        raise ConfigurationError(msg)
+    try:
+        instant = as_utc(value)
+    except (OverflowError, ValueError):
+        instant = None
+    if instant is None or not EARLIEST_BOUND <= instant <= LATEST_BOUND:
+        msg = (
+            f"`{name}` ({value!r}) is outside the range Logfire can query, {EARLIEST_BOUND:%Y-%m-%d} to "
+            f"{LATEST_BOUND:%Y-%m-%d} UTC\n\nHint: pass None for an open side of the window."
+        )
+        raise ConfigurationError(msg)
+    return instant
 
 
 def checked_window(low: object, high: object) -> tuple[datetime | None, datetime | None]:
-    """The ``min_timestamp``/``max_timestamp`` pair, validated and made aware (naive means UTC)."""
-    for name, value in (("min_timestamp", low), ("max_timestamp", high)):
-        if value is not None and not isinstance(value, datetime):
-            msg = f"`{name}` must be a datetime, got {type(value).__name__}: {value!r}"
-            raise ConfigurationError(msg)
-    low = as_utc(low) if isinstance(low, datetime) else None
-    high = as_utc(high) if isinstance(high, datetime) else None
+    """The ``min_timestamp``/``max_timestamp`` pair, validated, in UTC on whole microseconds (see :func:`as_utc`)."""
+    low, high = _instant("min_timestamp", low), _instant("max_timestamp", high)
     if low is not None and high is not None and low > high:
         msg = f"`min_timestamp` ({low.isoformat()}) is after `max_timestamp` ({high.isoformat()})"
         raise ConfigurationError(msg)

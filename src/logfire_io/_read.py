@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pyarrow as pa
-import pyarrow.compute as pc
 
+import polars as pl
 from logfire_io._client import LogfireQueryClient
 from logfire_io._exceptions import ConfigurationError, RowCapError
 from logfire_io._json import JSONColumns, decode_json_columns
 from logfire_io._protocol import MAX_LIMIT, checked_window, resolve_read_token
 from logfire_io._slicing import HISTOGRAM_BUCKETS, Progress, ReadStats, Slice, fetch_slices, pack_histogram, plan_slices
-from logfire_io._sql import SliceableQuery, analyze, bounded, histogram_sql, stats_sql
+from logfire_io._sql import SliceableQuery, analyze, bounded, histogram_sql, probe_sql, stats_sql
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
     "ReadRequest",
+    "concat",
     "iter_tables",
-    "merge",
     "open_client",
     "read_arrow",
     "read_logfire_arrow",
@@ -93,20 +93,32 @@ def _not_sliceable(query: SliceableQuery) -> str:
     )
 
 
-def _single(client: LogfireQueryClient, request: ReadRequest, sql: str, limit: int, *, hint_wider: bool) -> pa.Table:
-    low, high = request.min_timestamp, request.max_timestamp
-    if hint_wider:
-        low, high = low and low - _ONE_US, high and high + _ONE_US
+Window = tuple[datetime | None, datetime | None]
+
+
+def _wider(low: datetime | None, high: datetime | None) -> Window:
+    """The ``min_timestamp``/``max_timestamp`` hint for bounds that the SQL itself carries exactly.
+
+    A microsecond wider on each side, so that no boundary semantics of the service can cut a row the SQL keeps.
+    """
+    return (low and low - _ONE_US, high and high + _ONE_US)
+
+
+def _single(client: LogfireQueryClient, request: ReadRequest, sql: str, limit: int, hint: Window) -> pa.Table:
     request.stats.count_request()
-    return client.query_arrow(sql, low, high, limit, timezone=request.timezone, environment=request.environment)
+    return client.query_arrow(sql, *hint, limit, timezone=request.timezone, environment=request.environment)
+
+
+def _user_window(request: ReadRequest) -> Window:
+    return request.min_timestamp, request.max_timestamp
 
 
 def _window(client: LogfireQueryClient, request: ReadRequest, query: SliceableQuery) -> Slice | None:
     """The finite window to slice: the requested bounds, with open sides closed at the data's min/max."""
-    low, high = request.min_timestamp, request.max_timestamp
+    low, high = _user_window(request)
     if low is not None and high is not None:
         return Slice(low, high)
-    stats = _single(client, request, stats_sql(query, low, high), 1, hint_wider=True)
+    stats = _single(client, request, stats_sql(query, low, high), 1, _wider(low, high))
     if not stats.column("n")[0].as_py():
         return None
     low = low or stats.column("lo")[0].as_py()
@@ -119,73 +131,119 @@ def _plan(client: LogfireQueryClient, request: ReadRequest, query: SliceableQuer
         return plan_slices(window.low, window.high, request.slices)
     total_us = (window.high - window.low) // _ONE_US
     width_us = max(1, -(-total_us // HISTOGRAM_BUCKETS))
-    histogram = _single(
-        client, request, histogram_sql(query, window.low, window.high, width_us), MAX_LIMIT, hint_wider=True
-    )
+    sql = histogram_sql(query, window.low, window.high, width_us, _user_window(request))
+    histogram = _single(client, request, sql, MAX_LIMIT, _wider(*_user_window(request)))
     starts = histogram.column("b").cast(pa.timestamp("us", "UTC")).to_pylist()
     counts = dict(zip(starts, histogram.column("n").to_pylist(), strict=True))
     return pack_histogram(window.low, window.high, width_us, counts)
 
 
-def iter_tables(client: LogfireQueryClient, request: ReadRequest, *, owns_client: bool) -> Iterator[pa.Table]:
-    """The result in time-ordered pieces: one table per slice (or one table when one request suffices).
+SortKey = tuple[int, bool, bool]
+"""A column index of the result, descending, nulls first."""
 
-    When the read stops early (an error, Ctrl-C), in-flight requests are cut by closing the client if
-    ``owns_client``; a caller's client is left open and its in-flight requests are waited for.
+
+def _sort_keys(query: SliceableQuery, schema: pa.Schema) -> list[SortKey]:
+    """The ORDER BY as column indices of ``schema``; raises when split results could not be merged by it."""
+    keys = []
+    for key in query.order_by:
+        if key.position is not None:
+            indices = [key.position - 1] if key.position <= len(schema) else []
+        else:
+            indices = [i for i, name in enumerate(schema.names) if name == key.name]
+        label = key.name if key.position is None else f"position {key.position}"
+        if len(indices) != 1:
+            msg = (
+                f"this query must be split by time, and its ORDER BY key {label!r} is not exactly one output column "
+                f"(columns: {schema.names}), so the slices cannot be merged in order.\n\nHint: alias the column "
+                "you order by, or sort after reading."
+            )
+            raise ConfigurationError(msg)
+        field = schema.field(indices[0])
+        if pa.types.is_nested(field.type):
+            msg = (
+                f"this query must be split by time, and it orders by {label!r}, a {field.type} column, which the "
+                "merge of slices cannot sort.\n\nHint: order by a scalar column, or sort after reading."
+            )
+            raise ConfigurationError(msg)
+        keys.append((indices[0], key.descending, key.nulls_first))
+    return keys
+
+
+def _sorted(table: pa.Table, keys: list[SortKey]) -> pa.Table:
+    """``table`` in ORDER BY order, NULLs placed as SQL places them (polars sorts like DataFusion)."""
+    columns = {f"k{n}": table.column(index) for n, (index, _, _) in enumerate(keys)}
+    frame = pl.from_arrow(pa.table(columns), rechunk=False).with_row_index("__row")  # type: ignore[union-attr]
+    order = frame.sort(
+        list(columns),
+        descending=[desc for _, desc, _ in keys],
+        nulls_last=[not first for _, _, first in keys],
+        maintain_order=True,
+    )
+    return table.take(order["__row"].to_arrow())
+
+
+def _unsliceable(client: LogfireQueryClient, request: ReadRequest, query: SliceableQuery) -> pa.Table:
+    if request.slices is not None or (request.limit or 0) > MAX_LIMIT:
+        msg = (
+            f"{_not_sliceable(query)}; `slices` and a `limit` above {MAX_LIMIT:,} need a query "
+            "that can be split.\n\nHint: aggregate over a narrower window and combine the results, or "
+            "select rows and aggregate them locally."
+        )
+        raise ConfigurationError(msg)
+    table = _single(client, request, request.sql, request.limit or MAX_LIMIT, _user_window(request))
+    if request.limit is None and table.num_rows >= MAX_LIMIT:
+        msg = (
+            f"the result hit the {MAX_LIMIT:,}-row cap and rows may be missing: {_not_sliceable(query)}."
+            "\n\nHint: narrow `min_timestamp`/`max_timestamp`, aggregate further, or pass `limit=` if the first "
+            f"{MAX_LIMIT:,} rows are what you want."
+        )
+        raise RowCapError(msg)
+    request.stats.rows += table.num_rows
+    return table
+
+
+def iter_tables(client: LogfireQueryClient, request: ReadRequest, *, owns_client: bool) -> Iterator[pa.Table]:
+    """The result in pieces, in the query's order, ``limit`` applied: one table per slice as slices arrive.
+
+    A query ordered other than by its time column is merged and sorted once every slice has arrived, then
+    comes as one table. When the read stops early (an error, Ctrl-C), in-flight requests are cut by closing
+    the client if ``owns_client``; a caller's client is left open and its in-flight requests are waited for.
 
     Raises
     ------
     RowCapError
         A query that cannot be sliced returned exactly the cap, so rows may be missing.
     ConfigurationError
-        ``slices=`` was given for a query that cannot be sliced.
+        ``slices=`` was given for a query that cannot be sliced, or a split query's ORDER BY cannot be merged.
     """
     query = analyze(request.sql)
     if not query.sliceable:
-        if request.slices is not None or (request.limit or 0) > MAX_LIMIT:
-            msg = (
-                f"{_not_sliceable(query)}; `slices` and a `limit` above {MAX_LIMIT:,} need a query "
-                "that can be split.\n\nHint: aggregate over a narrower window and combine the results, or "
-                "select rows and aggregate them locally."
-            )
-            raise ConfigurationError(msg)
-        table = _single(client, request, request.sql, request.limit or MAX_LIMIT, hint_wider=False)
-        if request.limit is None and table.num_rows >= MAX_LIMIT:
-            msg = (
-                f"the result hit the {MAX_LIMIT:,}-row cap and rows may be missing: {_not_sliceable(query)}."
-                "\n\nHint: narrow `min_timestamp`/`max_timestamp`, aggregate further, or pass `limit=` if the first "
-                f"{MAX_LIMIT:,} rows are what you want."
-            )
-            raise RowCapError(msg)
-        request.stats.rows += table.num_rows
-        yield table
+        yield _unsliceable(client, request, query)
         return
-    whole = bounded(query, request.min_timestamp, request.max_timestamp)
+    whole = bounded(query, *_user_window(request))
+    first = None
     if request.slices is None and (request.limit is None or request.limit <= MAX_LIMIT):
-        first = _single(client, request, whole, request.limit or MAX_LIMIT, hint_wider=True)
+        first = _single(client, request, whole, request.limit or MAX_LIMIT, _wider(*_user_window(request)))
         if request.limit is not None or first.num_rows < MAX_LIMIT:
             request.stats.rows += first.num_rows
             yield first
             return
+    sort_keys: list[SortKey] = []
+    if query.order_by and not query.time_ordered:
+        if first is None:
+            first = _single(client, request, probe_sql(whole), 1, _wider(*_user_window(request)))
+        sort_keys = _sort_keys(query, first.schema)
     window = _window(client, request, query)
     if window is None:
-        yield _single(client, request, whole, 1, hint_wider=True)
+        yield _single(client, request, whole, 1, _wider(*_user_window(request)))
         return
     plan = _plan(client, request, query, window)
+    others = _user_window(request)
 
     def fetch(piece: Slice) -> pa.Table:
-        hint = window if query.reads_other_tables else piece
-        request.stats.count_request()
-        return client.query_arrow(
-            bounded(query, piece.low, piece.high),
-            hint.low - _ONE_US,
-            hint.high + _ONE_US,
-            MAX_LIMIT,
-            timezone=request.timezone,
-            environment=request.environment,
-        )
+        hint = _wider(*others) if query.reads_other_tables else _wider(piece.low, piece.high)
+        return _single(client, request, bounded(query, piece.low, piece.high, others), MAX_LIMIT, hint)
 
-    remaining = request.limit
     pieces = fetch_slices(
         plan,
         fetch,
@@ -195,6 +253,12 @@ def iter_tables(client: LogfireQueryClient, request: ReadRequest, *, owns_client
         abort=client.client.close if owns_client else lambda: None,
     )
     try:
+        if sort_keys:
+            tables = [table for _, table in pieces]
+            merged = pa.concat_tables(tables, promote_options="permissive") if tables else first.slice(0, 0)
+            yield _sorted(merged, sort_keys).slice(0, request.limit)
+            return
+        remaining = request.limit
         for _, table in pieces:
             if remaining is not None:
                 table = table.slice(0, remaining)
@@ -206,13 +270,9 @@ def iter_tables(client: LogfireQueryClient, request: ReadRequest, *, owns_client
         pieces.close()
 
 
-def merge(tables: list[pa.Table], query: SliceableQuery) -> pa.Table:
-    """Concatenate slice results without copying; re-sort when the query orders rows and was split."""
-    merged = pa.concat_tables(tables, promote_options="permissive") if len(tables) != 1 else tables[0]
-    if len(tables) > 1 and query.order_by:
-        keys = [(name, "descending" if desc else "ascending") for name, desc in query.order_by]
-        merged = merged.take(pc.sort_indices(merged, sort_keys=keys))
-    return merged
+def concat(tables: list[pa.Table]) -> pa.Table:
+    """Pieces of one result as one table, without copying."""
+    return pa.concat_tables(tables, promote_options="permissive") if len(tables) != 1 else tables[0]
 
 
 def read_arrow(
@@ -226,7 +286,7 @@ def read_arrow(
     """Read the whole result as one Arrow table, JSON columns decoded."""
     with open_client(client, read_token, base_url, request.max_concurrency) as active:
         tables = list(iter_tables(active, request, owns_client=client is None))
-    return decode_json_columns(merge(tables, analyze(request.sql)), json_columns)
+    return decode_json_columns(concat(tables), json_columns)
 
 
 def read_logfire_arrow(

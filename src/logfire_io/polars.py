@@ -15,9 +15,10 @@ from polars.io.plugins import register_io_source
 import polars as pl
 from logfire_io._exceptions import ConfigurationError
 from logfire_io._json import JSONColumns, decode_json_columns
-from logfire_io._predicate import translate
+from logfire_io._predicate import Pushdown, translate
 from logfire_io._read import DEFAULT_MAX_CONCURRENCY, ReadRequest, iter_tables, open_client, read_logfire_arrow
-from logfire_io._sql import quote_identifier
+from logfire_io._splice import statement_text
+from logfire_io._sql import output_order, probe_sql, quote_identifier
 from logfire_io.schema import LEVEL_NAMES, TABLE_SCHEMAS, TIME_COLUMNS
 
 if TYPE_CHECKING:
@@ -145,12 +146,14 @@ def scan_logfire(
         "environment": environment,
     }
     ReadRequest("SELECT 1", **common)  # type: ignore[arg-type]  # validate arguments now, not at collect()
+    order = () if is_table else output_order(table)
+    time_column = TIME_COLUMNS[table.lower()] if is_table else None
 
     def base_schema() -> pl.Schema:
         if is_table:
             schema = _polars_schema(TABLE_SCHEMAS[table.lower()])
         else:
-            probe = ReadRequest(f"SELECT * FROM ({table}) AS q LIMIT 0", **common)  # type: ignore[arg-type]
+            probe = ReadRequest(probe_sql(table), **{**common, "slices": None})  # type: ignore[arg-type]
             with open_client(client, read_token, base_url, 1) as active:
                 first = next(iter_tables(active, probe, owns_client=client is None))
             schema = _polars_schema(first.schema)
@@ -161,18 +164,34 @@ def scan_logfire(
             schema[name] = dtype
         return schema
 
+    def pushed_sql(selected: list[str], where: str | None) -> str:
+        """The SQL that asks for ``selected`` columns of rows matching ``where``, in the query's order."""
+        source_sql = table.lower() if is_table else f"(\n{statement_text(table)}\n) AS q"
+        sql = f"SELECT {', '.join(quote_identifier(c) for c in selected)} FROM {source_sql}"
+        if where:
+            sql += f" WHERE {where}"
+        if order:
+            keys = (
+                f"{quote_identifier(k.name or '')} {'DESC' if k.descending else 'ASC'} "
+                f"NULLS {'FIRST' if k.nulls_first else 'LAST'}"
+                for k in order
+            )
+            sql += f" ORDER BY {', '.join(keys)}"
+        return sql
+
     def source(
         with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None, batch_size: int | None
     ) -> Iterator[pl.DataFrame]:
         schema = base_schema()
         columns = list(with_columns) if with_columns is not None else list(schema)
         needed = set(columns) | (set(predicate.meta.root_names()) if predicate is not None else set())
+        needed |= {k.name for k in order or ()}
         selected = [name for name in schema if name in needed] or [next(iter(schema))]
-        pushdown = translate(predicate, time_column=TIME_COLUMNS[table.lower()] if is_table else None)
-        source_sql = table.lower() if is_table else f"({table}) AS q"
-        sql = f"SELECT {', '.join(quote_identifier(c) for c in selected)} FROM {source_sql}"
-        if pushdown.where:
-            sql += f" WHERE {pushdown.where}"
+        if order is None:  # an ORDER BY that a wrapper cannot repeat: run the query as written, filter here
+            pushdown, sql = Pushdown(None, complete=predicate is None), table
+        else:
+            pushdown = translate(predicate, time_column=time_column)
+            sql = pushed_sql(selected, pushdown.where)
         fully_pushed = predicate is None or pushdown.complete
         low = max(filter(None, [common["min_timestamp"], pushdown.min_timestamp]), default=None)
         high = min(filter(None, [common["max_timestamp"], pushdown.max_timestamp]), default=None)
@@ -190,6 +209,7 @@ def scan_logfire(
                 assert isinstance(frame, pl.DataFrame)
                 if predicate is not None:
                     frame = frame.filter(predicate)
+                frame = frame.select(columns)
                 if remaining is not None:
                     frame = frame.head(remaining)
                     remaining -= frame.height
