@@ -1,0 +1,224 @@
+"""The differential oracle: every read, split or not, equals the same SQL run once, unsplit and uncapped.
+
+Hypothesis draws queries from a grammar of what users write (projections and expressions, filters with OR,
+``->>``, self-joins of records on ``parent_span_id`` of each kind, subqueries in FROM, ORDER BY with DESC and
+NULLS FIRST/LAST, limits below and above the cap), windows (open and closed, in UTC and in a zone across a DST
+change, edges on bursts) and how to split them (``slices=`` counts and widths, or the histogram plan). The
+table is adversarial: bursts of thousands of rows on one microsecond (one at the DST change itself), rows on
+whole seconds and minutes where slice edges fall, NULLs in every sortable column, pending spans, parents
+inside and outside any window. It is drawn from ``LOGFIRE_IO_ORACLE_SEED`` (default 0) so that a long run can
+try other tables; ``LOGFIRE_IO_ORACLE_EXAMPLES`` sets the number of queries (default: a modest CI run).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+import logfire_io
+from logfire_io import ConfigurationError, RowCapError
+from logfire_io.server import LocalLogfire
+from tests.helpers import make_records
+from tests.oracle import assert_same_result, in_window, run_unsplit
+
+SEED = int(os.environ.get("LOGFIRE_IO_ORACLE_SEED", "0"))
+EXAMPLES = int(os.environ.get("LOGFIRE_IO_ORACLE_EXAMPLES", "30"))
+PARIS = ZoneInfo("Europe/Paris")
+DST = datetime(2026, 3, 29, 1, tzinfo=UTC)  # Paris springs forward from 02:00 to 03:00 local
+START, END = DST - timedelta(hours=2), DST + timedelta(hours=2)
+US = timedelta(microseconds=1)
+BURSTS = {DST: 2_500, DST + timedelta(hours=1, microseconds=1): 1_500}
+
+
+def _adversarial_records(seed: int) -> pa.Table:
+    """About 20,000 records between START and END, so that a read of the whole window must be split."""
+    rng = np.random.default_rng(seed)
+    span_us = (END - START) // US
+    offsets = np.concatenate(
+        [
+            rng.integers(0, span_us, 14_000),
+            rng.integers(0, span_us // 1_000_000, 2_000) * 1_000_000,  # whole seconds
+            np.arange(0, span_us, 60_000_000),  # every minute
+            *(np.full(n, (at - START) // US) for at, n in BURSTS.items()),
+        ]
+    )
+    offsets.sort()
+    n = len(offsets)
+    starts = [START + timedelta(microseconds=int(o)) for o in offsets]
+    span_ids = [f"{i:016x}" for i in range(n)]
+    parents = rng.integers(0, n, n)
+    parent_kind = rng.random(n)
+    duration = np.round(rng.exponential(0.5, n), 3)
+    status = rng.choice([200, 404, 500], n)
+    keys = rng.choice(["v1", "v2", "v3"], n)
+    return make_records(
+        starts,
+        span_id=span_ids,
+        parent_span_id=[
+            span_ids[p] if k < 0.6 else (None if k < 0.9 else "dangling")
+            for p, k in zip(parents, parent_kind, strict=True)
+        ],
+        kind=rng.choice(["span", "span", "log", "pending_span"], n).tolist(),
+        level=rng.choice([9, 13, 17], n).tolist(),
+        span_name=rng.choice(["alpha", "beta", "Gamma", "delta x"], n).tolist(),
+        duration=[None if m else float(d) for d, m in zip(duration, rng.random(n) < 0.2, strict=True)],
+        http_response_status_code=[None if m else int(s) for s, m in zip(status, rng.random(n) < 0.3, strict=True)],
+        attributes=[
+            None if m else f'{{"k": "{k}", "n": {i}}}'
+            for i, (k, m) in enumerate(zip(keys, rng.random(n) < 0.1, strict=True))
+        ],
+    )
+
+
+RECORDS = _adversarial_records(SEED)
+ANCHORS = [START, END, DST, DST - US, DST + US, DST + timedelta(hours=1), DST + timedelta(hours=1, microseconds=1)]
+ANCHORS += [START + timedelta(minutes=m) for m in (1, 17, 59, 60, 61, 119, 180)]
+
+
+@pytest.fixture(scope="module")
+def oracle_server() -> Iterator[LocalLogfire]:
+    with LocalLogfire(records=RECORDS, workers=2) as srv:
+        yield srv
+
+
+@dataclass(frozen=True)
+class Case:
+    """A drawn query, its window and how the read is split."""
+
+    sql: str
+    order_by: list[str]
+    may_refuse: bool
+    """Shapes whose answer changes when split (RIGHT/FULL joins, a join over a subquery): refused, not sliced."""
+    low: datetime | None
+    high: datetime | None
+    limit: int | None
+    slices: int | timedelta | None
+
+
+_COLUMNS = {
+    "span_id": "r.span_id",
+    "start_timestamp": "r.start_timestamp",
+    "level": "r.level",
+    "span_name": "r.span_name",
+    "duration": "r.duration",
+    "status": "r.http_response_status_code",
+    "k": "r.attributes->>'k'",
+    "d2": "r.duration * 2",
+    "up": "upper(r.span_name)",
+}
+_PARTNER = {"partner_name": "p.span_name", "partner_start": "p.start_timestamp", "partner_duration": "p.duration"}
+_JOINS = {
+    "": "",
+    "parent": "JOIN records p ON p.span_id = r.parent_span_id",
+    "left parent": "LEFT JOIN records p ON p.span_id = r.parent_span_id",
+    "children": "JOIN records_all p ON p.parent_span_id = r.span_id",
+    "left children": "LEFT JOIN records p ON p.parent_span_id = r.span_id",
+    "right": "RIGHT JOIN records p ON p.span_id = r.parent_span_id",
+    "full": "FULL OUTER JOIN records p ON p.span_id = r.parent_span_id",
+}
+_FILTERS = [
+    "r.level >= 13",
+    "r.level = 'warn'",
+    "r.duration > 0.5",
+    "r.duration IS NULL",
+    "r.http_response_status_code IS NULL",
+    "r.span_name LIKE 'a%'",
+    "r.attributes->>'k' = 'v1'",
+    "r.kind = 'span'",
+]
+
+
+def _instants() -> st.SearchStrategy[datetime]:
+    span = (END - START) // US + 1_200_000_000
+    random = st.integers(0, span).map(lambda us: START - timedelta(minutes=10) + timedelta(microseconds=us))
+    utc = st.one_of(st.sampled_from(ANCHORS), random)
+    return st.tuples(utc, st.booleans()).map(lambda t: t[0].astimezone(PARIS) if t[1] else t[0])
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> Case:
+    source = draw(st.sampled_from(["records", "records_all", "(SELECT * FROM records WHERE level > 9)"]))
+    join = draw(st.sampled_from(list(_JOINS)))
+    available = _COLUMNS | (_PARTNER if join else {})
+    names = draw(st.lists(st.sampled_from(list(available)), min_size=1, max_size=5, unique=True))
+    projections = [
+        available[n] if available[n] == f"r.{n}" and draw(st.booleans()) else f"{available[n]} AS {n}" for n in names
+    ]
+    atoms = draw(st.lists(st.sampled_from(_FILTERS), max_size=3))
+    where = ""
+    if atoms:
+        glue = [draw(st.sampled_from([" AND ", " OR "])) for _ in atoms[1:]]
+        where = " WHERE " + atoms[0] + "".join(g + a for g, a in zip(glue, atoms[1:], strict=True))
+    keys = draw(st.lists(st.sampled_from(names), max_size=2, unique=True))
+    order = ""
+    if keys:
+        spelled = [
+            k
+            + draw(st.sampled_from(["", " ASC", " DESC"]))
+            + draw(st.sampled_from(["", " NULLS FIRST", " NULLS LAST"]))
+            for k in keys
+        ]
+        order = " ORDER BY " + ", ".join(spelled)
+    sql = f"SELECT {', '.join(projections)} FROM {source} r {_JOINS[join]}{where}{order}"
+    low, high = draw(st.one_of(st.none(), _instants())), draw(st.one_of(st.none(), _instants()))
+    if low is not None and high is not None and low >= high:
+        low, high = high, low + timedelta(seconds=1) if low == high else low
+    return Case(
+        sql,
+        keys,
+        join in ("right", "full") or (bool(join) and source.startswith("(")),
+        low,
+        high,
+        draw(st.sampled_from([None, None, 5, 2_500, 12_000])),
+        draw(st.sampled_from([None, None, 2, 5, timedelta(minutes=7)])),
+    )
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(case=cases())
+def test_every_read_equals_the_unsplit_query(oracle_server: LocalLogfire, case: Case) -> None:
+    want = run_unsplit(in_window(RECORDS, case.low, case.high, "start_timestamp"), case.sql)
+    before = len(oracle_server.queries)
+    try:
+        got = logfire_io.read_logfire_arrow(
+            case.sql,
+            read_token=oracle_server.read_token,
+            base_url=oracle_server.base_url,
+            min_timestamp=case.low,
+            max_timestamp=case.high,
+            limit=case.limit,
+            slices=case.slices,
+            json_columns=None,
+            progress=False,
+        )
+    except ConfigurationError as exc:  # refused before fetching: no request was sent
+        assert case.may_refuse, exc
+        assert "cannot be split by time" in str(exc)
+        assert len(oracle_server.queries) == before
+        event("refused before fetching")
+        return
+    except RowCapError as exc:  # refused after one request: the unsplit answer was at the cap
+        assert case.may_refuse, exc
+        assert want.num_rows >= logfire_io.MAX_LIMIT
+        event("refused at the cap")
+        return
+    requests = len(oracle_server.queries) - before
+    event("split" if requests > 1 else "one request")
+    size = (
+        "0" if not got.num_rows else "< 100" if got.num_rows < 100 else "< cap" if got.num_rows < 10_000 else ">= cap"
+    )
+    event(f"rows: {size}")
+    assert_same_result(got, want, case.order_by, case.limit)
