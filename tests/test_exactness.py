@@ -16,6 +16,8 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -25,7 +27,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import logfire_io
+import polars as pl
 from logfire_io import ConfigurationError, RowCapError
+from logfire_io._cli import main
 from logfire_io.server import LocalLogfire
 from tests.helpers import make_records
 from tests.oracle import assert_same_result, in_window, run_unsplit
@@ -222,3 +226,149 @@ def test_every_read_equals_the_unsplit_query(oracle_server: LocalLogfire, case: 
     )
     event(f"rows: {size}")
     assert_same_result(got, want, case.order_by, case.limit)
+
+
+# Named regressions: each of these returned wrong rows, silently, before the reads were made exact.
+
+
+def _read(srv: LocalLogfire, sql: str, **kwargs: object) -> pa.Table:
+    return logfire_io.read_logfire_arrow(
+        sql, read_token=srv.read_token, base_url=srv.base_url, json_columns=None, progress=False, **kwargs
+    )  # type: ignore[arg-type]
+
+
+def _check(srv: LocalLogfire, sql: str, order_by: list[str], **kwargs: object) -> pa.Table:
+    got = _read(srv, sql, **kwargs)
+    low, high = kwargs.get("min_timestamp"), kwargs.get("max_timestamp")
+    want = run_unsplit(in_window(RECORDS, low, high, "start_timestamp"), sql)  # type: ignore[arg-type]
+    assert_same_result(got, want, order_by, kwargs.get("limit"))  # type: ignore[arg-type]
+    return got
+
+
+def test_order_by_with_limit_above_the_cap_returns_the_top_rows_not_the_first_in_time(
+    oracle_server: LocalLogfire,
+) -> None:
+    got = _check(oracle_server, "SELECT span_id, duration FROM records ORDER BY duration", ["duration"], limit=12_000)
+    assert got.num_rows == 12_000
+
+
+def test_right_and_full_outer_joins_are_refused_before_any_request_when_they_must_be_split(
+    oracle_server: LocalLogfire,
+) -> None:
+    for side in ("RIGHT", "FULL OUTER"):
+        sql = f"SELECT r.span_id, p.span_id AS p FROM records r {side} JOIN records p ON p.span_id = r.parent_span_id"
+        before = len(oracle_server.queries)
+        with pytest.raises(ConfigurationError, match=f"{side.split()[0]} OUTER JOIN"):
+            _read(oracle_server, sql, slices=3)
+        assert len(oracle_server.queries) == before
+        # Unsplit, the answer is exact: the unmatched partners are there.
+        got = _check(oracle_server, sql, [], min_timestamp=DST, max_timestamp=DST + timedelta(minutes=5))
+        assert None in got.column("span_id").to_pylist()
+
+
+def test_a_join_with_an_open_window_keeps_partners_outside_each_slice(oracle_server: LocalLogfire) -> None:
+    sql = "SELECT r.span_id, p.span_id AS parent FROM records r JOIN records p ON p.span_id = r.parent_span_id"
+    _check(oracle_server, sql, [], slices=6)
+    _check(oracle_server, sql, [], min_timestamp=DST, slices=3)
+
+
+def test_split_order_by_desc_puts_nulls_first_as_sql_does(oracle_server: LocalLogfire) -> None:
+    window = {"min_timestamp": START, "max_timestamp": DST, "slices": 4}
+    got = _check(oracle_server, "SELECT span_id, duration FROM records ORDER BY duration DESC", ["duration"], **window)
+    assert got.column("duration")[0].as_py() is None
+    got = _check(oracle_server, "SELECT span_id, duration FROM records ORDER BY 2 NULLS FIRST", ["duration"], **window)
+    assert got.column("duration")[0].as_py() is None
+    got = _check(
+        oracle_server, "SELECT span_id, duration FROM records ORDER BY duration DESC NULLS LAST", ["duration"], **window
+    )
+    assert got.column("duration")[-1].as_py() is None
+
+
+def test_joined_tables_see_exactly_the_window_not_a_microsecond_more(oracle_server: LocalLogfire) -> None:
+    by_id = dict(zip(RECORDS.column("span_id").to_pylist(), RECORDS.column("start_timestamp").to_pylist(), strict=True))
+    times = RECORDS.column("start_timestamp").to_pylist()
+    parents = RECORDS.column("parent_span_id").to_pylist()
+    # A child inside, whose parent is exactly at the window's end (excluded) and one a microsecond after its start.
+    child, parent_time = next(
+        (i, by_id[p]) for i, p in enumerate(parents) if p in by_id and by_id[p] > times[i] + timedelta(seconds=1)
+    )
+    sql = "SELECT r.span_id, p.span_id AS parent FROM records_all r JOIN records_all p ON p.span_id = r.parent_span_id"
+    got = _check(oracle_server, sql, [], min_timestamp=times[child], max_timestamp=parent_time, slices=2)
+    assert RECORDS.column("span_id")[child].as_py() not in got.column("span_id").to_pylist()
+    later = _check(oracle_server, sql, [], min_timestamp=times[child], max_timestamp=parent_time + US, slices=2)
+    assert RECORDS.column("span_id")[child].as_py() in later.column("span_id").to_pylist()
+
+
+def test_a_window_in_a_dst_zone_is_split_into_exact_utc_slices(oracle_server: LocalLogfire) -> None:
+    low = datetime(2026, 3, 29, 1, 30, tzinfo=PARIS)  # 00:30 UTC
+    high = datetime(2026, 3, 29, 3, 30, tzinfo=PARIS)  # 01:30 UTC: one hour later, two on the wall clock
+    plan = logfire_io.plan_slices(low, high, 7)
+    assert plan[0].low == low
+    assert plan[-1].high == high
+    assert all(a.high == b.low and a.low < a.high for a, b in pairwise(plan))
+    assert sum((s.high - s.low for s in plan), timedelta()) == timedelta(hours=1)
+    _check(oracle_server, "SELECT span_id FROM records", [], min_timestamp=low, max_timestamp=high, slices=7)
+
+
+def test_nanosecond_bounds_keep_exactly_the_rows_they_cover(oracle_server: LocalLogfire) -> None:
+    pd = pytest.importorskip("pandas")
+    at = pd.Timestamp(DST)
+    on_dst = RECORDS.column("start_timestamp").to_pylist().count(DST)  # the burst, and rows on whole minutes
+    # [DST - 0.5 us, DST + 0.5 us) holds the burst at DST; truncating the bounds would move it out.
+    low, high = at - pd.Timedelta(nanoseconds=500), at + pd.Timedelta(nanoseconds=500)
+    got = _read(oracle_server, "SELECT span_id FROM records_all", min_timestamp=low, max_timestamp=high)
+    assert got.num_rows == on_dst
+    got = _read(
+        oracle_server, "SELECT span_id FROM records_all", min_timestamp=low + pd.Timedelta(1, "ns"), max_timestamp=high
+    )
+    assert got.num_rows == on_dst
+    got = _read(
+        oracle_server,
+        "SELECT span_id FROM records_all",
+        min_timestamp=at + pd.Timedelta(1, "ns"),
+        max_timestamp=high + pd.Timedelta(1, "us"),
+    )
+    assert got.num_rows == 0
+
+
+def test_the_sql_sent_is_the_users_text_with_bounds_spliced_in(oracle_server: LocalLogfire) -> None:
+    sql = (
+        "SELECT span_id, to_char(start_timestamp, '%Y-%m') AS month, 2 ^ 3 AS p, round(duration, 1) AS rounded\n"
+        "FROM records -- the driving table\nWHERE r_count IS NULL OR true ;"
+    ).replace("r_count IS NULL OR ", "")
+    before = len(oracle_server.queries)
+    got = _read(oracle_server, sql, slices=3, min_timestamp=START, max_timestamp=END)
+    sent = [q.sql for q in oracle_server.queries[before:]]
+    assert len(sent) >= 3
+    head, tail = sql.split("records", 1)
+    for text in sent:
+        assert text.startswith(head + "(SELECT * FROM records WHERE ")
+        assert text.endswith(") AS records" + tail)
+    assert set(got.column("month").to_pylist()) == {"2026-03"}
+    assert set(got.column("p").to_pylist()) == {8.0}
+
+
+def test_scan_logfire_over_sql_keeps_order_comments_semicolons_and_slices(oracle_server: LocalLogfire) -> None:
+    sql = "SELECT span_id, duration FROM records ORDER BY duration DESC NULLS LAST -- longest first\n;"
+    kwargs = {"read_token": oracle_server.read_token, "base_url": oracle_server.base_url, "progress": False}
+    window = {"min_timestamp": START, "max_timestamp": DST}
+    want = run_unsplit(in_window(RECORDS, START, DST, "start_timestamp"), sql)
+    lazy = logfire_io.scan_logfire(sql, slices=3, **window, **kwargs)  # type: ignore[arg-type]
+    assert_same_result(lazy.collect().to_arrow(), want, ["duration"], None, arrow_types=False)
+    assert_same_result(lazy.head(10).collect().to_arrow(), want, ["duration"], 10, arrow_types=False)
+    filtered = lazy.filter(pl.col("duration") > 1).collect()
+    assert filtered["duration"].to_list() == sorted(filtered["duration"].to_list(), reverse=True)
+
+
+def test_cli_export_writes_what_read_logfire_returns_and_counts_what_it_wrote(
+    oracle_server: LocalLogfire, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    monkeypatch.setenv("LOGFIRE_READ_TOKEN", oracle_server.read_token)
+    monkeypatch.setenv("LOGFIRE_BASE_URL", oracle_server.base_url)
+    out = tmp_path / "sorted.parquet"
+    sql = "SELECT span_id, duration FROM records ORDER BY duration DESC"
+    assert main(["query", sql, "--out", str(out), "--limit", "12000", "--no-progress"]) == 0
+    want = run_unsplit(RECORDS, sql)
+    assert_same_result(pl.read_parquet(out).to_arrow(), want, ["duration"], 12_000, arrow_types=False)
+    assert "12,000 rows in" in capsys.readouterr().err
