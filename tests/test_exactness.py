@@ -270,6 +270,16 @@ def test_a_join_with_an_open_window_keeps_partners_outside_each_slice(oracle_ser
     sql = "SELECT r.span_id, p.span_id AS parent FROM records r JOIN records p ON p.span_id = r.parent_span_id"
     _check(oracle_server, sql, [], slices=6)
     _check(oracle_server, sql, [], min_timestamp=DST, slices=3)
+    # The driving rows start late; their parents do not: closing the open window at the driving rows' first
+    # timestamp must not hide the parents.
+    late = sql + f" WHERE r.start_timestamp >= '{DST.isoformat()}'"
+    got = _check(oracle_server, late, [], slices=3)
+    assert any(p < DST for p in _start_times(got.column("parent").to_pylist()))
+
+
+def _start_times(span_ids: list[str]) -> list[datetime]:
+    by_id = dict(zip(RECORDS.column("span_id").to_pylist(), RECORDS.column("start_timestamp").to_pylist(), strict=True))
+    return [by_id[s] for s in span_ids]
 
 
 def test_split_order_by_desc_puts_nulls_first_as_sql_does(oracle_server: LocalLogfire) -> None:
@@ -285,12 +295,14 @@ def test_split_order_by_desc_puts_nulls_first_as_sql_does(oracle_server: LocalLo
 
 
 def test_joined_tables_see_exactly_the_window_not_a_microsecond_more(oracle_server: LocalLogfire) -> None:
-    by_id = dict(zip(RECORDS.column("span_id").to_pylist(), RECORDS.column("start_timestamp").to_pylist(), strict=True))
     times = RECORDS.column("start_timestamp").to_pylist()
     parents = RECORDS.column("parent_span_id").to_pylist()
-    # A child inside, whose parent is exactly at the window's end (excluded) and one a microsecond after its start.
+    ids = set(RECORDS.column("span_id").to_pylist())
+    # A child whose parent starts later: a window ending exactly at the parent excludes it, one microsecond more not.
     child, parent_time = next(
-        (i, by_id[p]) for i, p in enumerate(parents) if p in by_id and by_id[p] > times[i] + timedelta(seconds=1)
+        (i, t)
+        for i, p in enumerate(parents)
+        if p in ids and (t := _start_times([p])[0]) > times[i] + timedelta(seconds=1)
     )
     sql = "SELECT r.span_id, p.span_id AS parent FROM records_all r JOIN records_all p ON p.span_id = r.parent_span_id"
     got = _check(oracle_server, sql, [], min_timestamp=times[child], max_timestamp=parent_time, slices=2)
