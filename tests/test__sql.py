@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlglot
 
-from logfire_io._sql import analyze, bounded
+from logfire_io._sql import analyze, bounded, histogram_sql, stats_sql
 
 LOW, HIGH = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
 
@@ -31,6 +31,10 @@ LOW, HIGH = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
         ("SELECT * FROM other_table", "FROM is not"),
         ("SELECT * FROM records ORDER BY attributes->>'x'", "ORDER BY"),
         ("SELEC nonsense", "not a plain SELECT"),
+        ("SELECT r.span_id FROM records r RIGHT JOIN records p ON p.span_id = r.parent_span_id", "RIGHT OUTER JOIN"),
+        ("SELECT r.span_id FROM records r FULL OUTER JOIN records p ON p.span_id = r.parent_span_id", "FULL OUTER"),
+        ("SELECT * FROM (SELECT * FROM records r FULL JOIN metrics m ON true) AS q", "FULL OUTER"),
+        ("SELECT span_name AS level FROM records r ORDER BY r.level", "ORDER BY"),
     ],
 )
 def test_refuses_shapes_whose_answer_changes_when_split(sql: str, reason: str) -> None:
@@ -79,3 +83,38 @@ def test_logfire_spellings_survive_the_rewrite() -> None:
     assert "array_has(tags, 'x')" in text.lower()
     assert "now()" in text
     assert "ANY" not in text
+
+
+@pytest.mark.parametrize(
+    ("sql", "keys", "time_ordered"),
+    [
+        ("SELECT * FROM records ORDER BY start_timestamp", [("start_timestamp", None, False, False)], True),
+        ("SELECT start_timestamp AS t FROM records ORDER BY t DESC", [("t", None, True, True)], False),
+        ("SELECT span_name, duration FROM records ORDER BY 2 NULLS FIRST", [(None, 2, False, True)], False),
+        (
+            'SELECT "Span" FROM (SELECT span_name AS "Span" FROM records) q ORDER BY "Span"',
+            [("Span", None, False, False)],
+            False,
+        ),
+        (
+            "SELECT r.duration FROM records r ORDER BY r.duration DESC NULLS LAST",
+            [("duration", None, True, False)],
+            False,
+        ),
+    ],
+)
+def test_order_by_keys_follow_sql_null_placement(sql: str, keys: list[tuple[object, ...]], time_ordered: bool) -> None:
+    query = analyze(sql)
+    assert query.sliceable, query.reason
+    assert [(k.name, k.position, k.descending, k.nulls_first) for k in query.order_by] == keys
+    assert query.time_ordered is time_ordered
+
+
+def test_planning_queries_splice_the_users_from_and_where() -> None:
+    query = analyze(
+        "SELECT upper(span_name) AS s FROM records r WHERE to_char(start_timestamp, '%H') = '01' ORDER BY s"
+    )
+    for text in (stats_sql(query, None, None), histogram_sql(query, LOW, HIGH, 1_000_000)):
+        assert 'FROM (\nSELECT "r"."start_timestamp" AS __logfire_t FROM ' in text
+        assert "r WHERE to_char(start_timestamp, '%H') = '01' \n) AS __logfire_q" in text
+        assert "upper" not in text  # the projection and ORDER BY are not needed to count rows

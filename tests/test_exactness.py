@@ -384,3 +384,10 @@ def test_cli_export_writes_what_read_logfire_returns_and_counts_what_it_wrote(
     want = run_unsplit(RECORDS, sql)
     assert_same_result(pl.read_parquet(out).to_arrow(), want, ["duration"], 12_000, arrow_types=False)
     assert "12,000 rows in" in capsys.readouterr().err
+
+
+def test_a_sort_on_a_nested_column_is_refused_before_any_slice_is_fetched(oracle_server: LocalLogfire) -> None:
+    before = len(oracle_server.queries)
+    with pytest.raises(ConfigurationError, match="cannot sort"):
+        _read(oracle_server, "SELECT span_id, tags FROM records ORDER BY tags", slices=3)
+    assert len(oracle_server.queries) == before + 1  # only the zero-row probe that tells the column's type
