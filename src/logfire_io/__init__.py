@@ -20,6 +20,7 @@ from logfire_io._exceptions import (
     UnexpectedResponseError,
 )
 from logfire_io._json import JSONDecodeWarning
+from logfire_io._plan import ReadPlan, plan
 from logfire_io._protocol import MAX_LIMIT, Retry
 from logfire_io._read import read_logfire_arrow
 from logfire_io._slicing import ReadStats, Slice, SliceError, TooDenseError, plan_slices
@@ -39,6 +40,7 @@ __all__ = [
     "QueryHTTPError",
     "QueryRequestError",
     "RateLimitError",
+    "ReadPlan",
     "ReadStats",
     "Retry",
     "RowCapError",
@@ -47,6 +49,7 @@ __all__ = [
     "TooDenseError",
     "TransportError",
     "UnexpectedResponseError",
+    "plan",
     "plan_slices",
     "read_logfire",
     "read_logfire_arrow",

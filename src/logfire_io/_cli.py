@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--read-token", help="default: $LOGFIRE_READ_TOKEN")
     query.add_argument("--base-url", help="default: $LOGFIRE_BASE_URL, then the token's region")
     query.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    query.add_argument(
+        "--dry-run", action="store_true", help="print the requests the export would send, and read no row"
+    )
 
     demo = commands.add_parser("demo", help="start a local server with synthetic data and show what logfire-io does")
     demo.add_argument("--rows", type=int, default=200_000)
@@ -193,6 +196,12 @@ def _query(args: argparse.Namespace) -> int:
         DEFAULT_MAX_CONCURRENCY if args.max_concurrency is None else args.max_concurrency,
         args.progress,
     )
+    if args.dry_run:
+        from logfire_io._plan import build_plan
+
+        with open_client(None, args.read_token, args.base_url, 1) as client:
+            print(build_plan(client, request))
+        return 0
     started = time.monotonic()
     written = 0
     with open_client(None, args.read_token, args.base_url, request.max_concurrency) as client:

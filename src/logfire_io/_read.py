@@ -28,11 +28,16 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
     "ReadRequest",
+    "closed_window",
     "concat",
+    "histogram",
     "iter_tables",
+    "needs_probe",
     "open_client",
     "read_arrow",
     "read_logfire_arrow",
+    "slice_sql",
+    "tries_whole_first",
 ]
 
 DEFAULT_MAX_CONCURRENCY = 4
@@ -113,7 +118,7 @@ def _user_window(request: ReadRequest) -> Window:
     return request.min_timestamp, request.max_timestamp
 
 
-def _window(client: LogfireQueryClient, request: ReadRequest, query: SliceableQuery) -> Slice | None:
+def closed_window(client: LogfireQueryClient, request: ReadRequest, query: SliceableQuery) -> Slice | None:
     """The finite window to slice: the requested bounds, with open sides closed at the data's min/max."""
     low, high = _user_window(request)
     if low is not None and high is not None:
@@ -126,16 +131,38 @@ def _window(client: LogfireQueryClient, request: ReadRequest, query: SliceableQu
     return Slice(low, high)
 
 
-def _plan(client: LogfireQueryClient, request: ReadRequest, query: SliceableQuery, window: Slice) -> list[Slice]:
-    if request.slices is not None:
-        return plan_slices(window.low, window.high, request.slices)
+def histogram(
+    client: LogfireQueryClient, request: ReadRequest, query: SliceableQuery, window: Slice
+) -> tuple[int, dict[datetime, int]]:
+    """Rows of the driving SELECT per bucket of ``window`` (bucket start -> rows), and the bucket width."""
     total_us = (window.high - window.low) // _ONE_US
     width_us = max(1, -(-total_us // HISTOGRAM_BUCKETS))
     sql = histogram_sql(query, window.low, window.high, width_us, _user_window(request))
-    histogram = _single(client, request, sql, MAX_LIMIT, _wider(*_user_window(request)))
-    starts = histogram.column("b").cast(pa.timestamp("us", "UTC")).to_pylist()
-    counts = dict(zip(starts, histogram.column("n").to_pylist(), strict=True))
+    table = _single(client, request, sql, MAX_LIMIT, _wider(*_user_window(request)))
+    starts = table.column("b").cast(pa.timestamp("us", "UTC")).to_pylist()
+    return width_us, dict(zip(starts, table.column("n").to_pylist(), strict=True))
+
+
+def _plan(client: LogfireQueryClient, request: ReadRequest, query: SliceableQuery, window: Slice) -> list[Slice]:
+    if request.slices is not None:
+        return plan_slices(window.low, window.high, request.slices)
+    width_us, counts = histogram(client, request, query, window)
     return pack_histogram(window.low, window.high, width_us, counts)
+
+
+def needs_probe(query: SliceableQuery) -> bool:
+    """Whether a split read must learn the result's schema first, to merge by its ORDER BY."""
+    return bool(query.order_by) and not query.time_ordered
+
+
+def tries_whole_first(request: ReadRequest) -> bool:
+    """Whether a read first asks for the whole window in one request (it may fit under the cap)."""
+    return request.slices is None and (request.limit is None or request.limit <= MAX_LIMIT)
+
+
+def slice_sql(query: SliceableQuery, request: ReadRequest, piece: Slice) -> str:
+    """The SQL a slice request sends: the driving table bounded to ``piece``, others to the whole window."""
+    return bounded(query, piece.low, piece.high, _user_window(request))
 
 
 SortKey = tuple[int, bool, bool]
@@ -222,27 +249,26 @@ def iter_tables(client: LogfireQueryClient, request: ReadRequest, *, owns_client
         return
     whole = bounded(query, *_user_window(request))
     first = None
-    if request.slices is None and (request.limit is None or request.limit <= MAX_LIMIT):
+    if tries_whole_first(request):
         first = _single(client, request, whole, request.limit or MAX_LIMIT, _wider(*_user_window(request)))
         if request.limit is not None or first.num_rows < MAX_LIMIT:
             request.stats.rows += first.num_rows
             yield first
             return
     sort_keys: list[SortKey] = []
-    if query.order_by and not query.time_ordered:
+    if needs_probe(query):
         if first is None:
             first = _single(client, request, probe_sql(whole), 1, _wider(*_user_window(request)))
         sort_keys = _sort_keys(query, first.schema)
-    window = _window(client, request, query)
+    window = closed_window(client, request, query)
     if window is None:
         yield _single(client, request, whole, 1, _wider(*_user_window(request)))
         return
     plan = _plan(client, request, query, window)
-    others = _user_window(request)
 
     def fetch(piece: Slice) -> pa.Table:
-        hint = _wider(*others) if query.reads_other_tables else _wider(piece.low, piece.high)
-        return _single(client, request, bounded(query, piece.low, piece.high, others), MAX_LIMIT, hint)
+        hint = _wider(*_user_window(request)) if query.reads_other_tables else _wider(piece.low, piece.high)
+        return _single(client, request, slice_sql(query, request, piece), MAX_LIMIT, hint)
 
     pieces = fetch_slices(
         plan,

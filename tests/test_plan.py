@@ -1,0 +1,71 @@
+"""The dry run: ``plan()`` lists exactly the requests a read then sends, without reading a row."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+import logfire_io
+from logfire_io._cli import main
+from logfire_io.server import LocalLogfire
+from tests.conftest import DEMO_END, DEMO_ROWS
+
+
+def _sent(server: LocalLogfire, before: int) -> list[str]:
+    return [q.sql for q in server.queries[before:]]
+
+
+@pytest.mark.parametrize(
+    ("sql", "window", "slices", "limit"),
+    [
+        ("SELECT * FROM records_all", {}, None, None),  # open window, histogram plan
+        ("SELECT span_id, level FROM records WHERE level >= 9", {"max_timestamp": DEMO_END}, 7, None),
+        ("SELECT span_id, duration FROM records_all ORDER BY duration DESC", {}, timedelta(hours=5), 12_000),
+        ("SELECT span_id FROM records WHERE level >= 17", {}, None, None),  # fits in one request
+    ],
+)
+def test_a_read_sends_exactly_the_planned_requests(
+    server: LocalLogfire, sql: str, window: dict[str, object], slices: object, limit: int | None
+) -> None:
+    kwargs = {"read_token": server.read_token, "base_url": server.base_url, "slices": slices, "limit": limit}
+    before = len(server.queries)
+    planned = logfire_io.plan(sql, **window, **kwargs)  # type: ignore[arg-type]
+    planning = _sent(server, before)
+    assert all("count(*)" in q for q in planning), "a dry run reads no row"
+    before = len(server.queries)
+    table = logfire_io.read_logfire_arrow(sql, json_columns=None, progress=False, **window, **kwargs)  # type: ignore[arg-type]
+    sent = _sent(server, before)
+    assert planned.sliceable
+    assert len(sent) == planned.requests
+    assert sorted(sent[-planned.slices.height :]) == sorted(planned.slices["sql"].to_list())  # fetched in parallel
+    assert planned.estimated_rows is not None
+    if limit is None and "ORDER BY" not in sql and "WHERE" not in sql:
+        assert planned.estimated_rows == table.num_rows == DEMO_ROWS
+    assert planned.slices["estimated_rows"].sum() == pytest.approx(planned.estimated_rows, abs=planned.slices.height)
+    assert "ReadPlan:" in repr(planned)
+
+
+def test_a_query_that_cannot_be_split_is_one_request_with_its_reason(server: LocalLogfire) -> None:
+    planned = logfire_io.plan(
+        "SELECT span_name, count(*) FROM records GROUP BY span_name",
+        read_token=server.read_token,
+        base_url=server.base_url,
+    )
+    assert not planned.sliceable
+    assert "aggregate" in (planned.reason or "")
+    assert planned.requests == 1
+    assert planned.slices["sql"].to_list() == ["SELECT span_name, count(*) FROM records GROUP BY span_name"]
+
+
+def test_the_command_line_prints_the_plan_and_sends_no_data_request(
+    server: LocalLogfire, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOGFIRE_READ_TOKEN", server.read_token)
+    monkeypatch.setenv("LOGFIRE_BASE_URL", server.base_url)
+    before = len(server.queries)
+    assert main(["query", "SELECT * FROM records_all", "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("ReadPlan: ")
+    assert f"about {DEMO_ROWS:,} rows" in printed
+    assert all("count(*)" in q for q in _sent(server, before))
