@@ -19,6 +19,7 @@ from logfire_io._exceptions import (
     TransportError,
     UnexpectedResponseError,
 )
+from logfire_io._export import ExportResult, export
 from logfire_io._json import JSONDecodeWarning
 from logfire_io._plan import ReadPlan, plan
 from logfire_io._protocol import MAX_LIMIT, Retry
@@ -32,6 +33,7 @@ __all__ = [
     "AsyncLogfireQueryClient",
     "AuthenticationError",
     "ConfigurationError",
+    "ExportResult",
     "IncompleteResponseError",
     "JSONDecodeWarning",
     "LogfireIOError",
@@ -49,6 +51,7 @@ __all__ = [
     "TooDenseError",
     "TransportError",
     "UnexpectedResponseError",
+    "export",
     "plan",
     "plan_slices",
     "read_logfire",

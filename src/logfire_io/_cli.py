@@ -75,6 +75,19 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument(
         "--dry-run", action="store_true", help="print the requests the export would send, and read no row"
     )
+    query.add_argument(
+        "--partition-by",
+        choices=["hour", "day"],
+        help="with --out DIR: one Parquet file per UTC hour or day, plus a manifest (resumable)",
+    )
+    query.add_argument("--resume", action="store_true", help="fetch only the periods not yet final in --out DIR")
+    query.add_argument("--since-last", action="store_true", help="extend the export in --out DIR up to now")
+    query.add_argument(
+        "--settle",
+        type=_duration,
+        default=timedelta(minutes=10),
+        help="periods ending less than this ago are provisional and fetched again next time (default: 10m)",
+    )
 
     demo = commands.add_parser("demo", help="start a local server with synthetic data and show what logfire-io does")
     demo.add_argument("--rows", type=int, default=200_000)
@@ -196,6 +209,8 @@ def _query(args: argparse.Namespace) -> int:
         DEFAULT_MAX_CONCURRENCY if args.max_concurrency is None else args.max_concurrency,
         args.progress,
     )
+    if args.partition_by or args.resume or args.since_last:
+        return _export(args, low)
     if args.dry_run:
         from logfire_io._plan import build_plan
 
@@ -226,6 +241,34 @@ def _query(args: argparse.Namespace) -> int:
     print(
         f"{written:,} rows in {time.monotonic() - started:.2f} s ({stats.rows:,} fetched), {stats.requests} "
         f"requests (minimum {stats.minimum_requests})" + (f", written to {args.out}" if args.out else ""),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _export(args: argparse.Namespace, low: datetime | None) -> int:
+    from logfire_io._export import export
+
+    if args.out is None:
+        msg = "--partition-by, --resume and --since-last write a folder: give it with --out DIR"
+        raise LogfireIOError(msg)
+    result = export(
+        args.sql,
+        args.out,
+        partition_by=args.partition_by or "hour",
+        resume=args.resume,
+        since_last=args.since_last,
+        settle=args.settle,
+        read_token=args.read_token,
+        base_url=args.base_url,
+        min_timestamp=low,
+        max_timestamp=args.max_timestamp,
+        max_concurrency=args.max_concurrency,
+        progress=args.progress,
+    )
+    print(
+        f"{result.rows:,} rows in {len(result.written)} periods written to {args.out} "
+        f"({len(result.skipped)} already final, {len(result.provisional)} provisional)",
         file=sys.stderr,
     )
     return 0
