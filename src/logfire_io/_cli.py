@@ -255,7 +255,7 @@ def _export(args: argparse.Namespace, low: datetime | None) -> int:
     result = export(
         args.sql,
         args.out,
-        partition_by=args.partition_by or "hour",
+        partition_by=args.partition_by,
         resume=args.resume,
         since_last=args.since_last,
         settle=args.settle,

@@ -95,10 +95,10 @@ def _write_atomically(path: Path, write: Any) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _load_manifest(out_dir: Path, sql: str, partition_by: str, *, resume: bool) -> dict[str, Any]:
+def _load_manifest(out_dir: Path, sql: str, partition_by: str | None, *, resume: bool) -> dict[str, Any]:
     path = out_dir / MANIFEST
     fingerprint = hashlib.sha256(sql.encode()).hexdigest()
-    fresh = {"version": 1, "sql": sql, "sql_sha256": fingerprint, "partition_by": partition_by, "periods": {}}
+    fresh = {"version": 1, "sql": sql, "sql_sha256": fingerprint, "partition_by": partition_by or "hour", "periods": {}}
     if not path.exists():
         if out_dir.exists() and any(p.is_file() and not p.name.endswith(".tmp") for p in out_dir.rglob("*")):
             msg = f"`out_dir` {str(out_dir)!r} is not empty and holds no export manifest; choose an empty folder"
@@ -111,7 +111,9 @@ def _load_manifest(out_dir: Path, sql: str, partition_by: str, *, resume: bool) 
         )
         raise ConfigurationError(msg)
     manifest = json.loads(path.read_text())
-    if manifest.get("sql_sha256") != fingerprint or manifest.get("partition_by") != partition_by:
+    if manifest.get("sql_sha256") != fingerprint or manifest.get("partition_by") != (
+        partition_by or manifest.get("partition_by")
+    ):
         msg = (
             f"{str(out_dir)!r} holds an export of another query or partitioning ({manifest.get('partition_by')!r}); "
             "a resumed export must use the same SQL and `partition_by`"
@@ -147,7 +149,7 @@ def export(
     sql: str,
     out_dir: str | os.PathLike[str],
     *,
-    partition_by: Literal["hour", "day"] = "hour",
+    partition_by: Literal["hour", "day"] | None = None,
     resume: bool = False,
     since_last: bool = False,
     settle: timedelta = timedelta(minutes=10),
@@ -171,7 +173,7 @@ def export(
     out_dir
         An empty (or new) folder, or one holding an earlier export of the same SQL (with ``resume``).
     partition_by
-        ``"hour"`` or ``"day"``: periods in UTC.
+        ``"hour"`` or ``"day"``: periods in UTC; by default the existing export's, else ``"hour"``.
     resume
         Fetch only the periods the manifest does not record as final; required when ``out_dir`` holds an export.
     since_last
@@ -202,7 +204,7 @@ def export(
     ... )
     >>> pl.scan_parquet("exports/api", hive_partitioning=True).select(pl.len()).collect()  # doctest: +SKIP
     """
-    if partition_by not in _PERIODS:
+    if partition_by is not None and partition_by not in _PERIODS:
         msg = f"`partition_by` must be 'hour' or 'day', got {partition_by!r}"
         raise ConfigurationError(msg)
     query = analyze(sql)
@@ -224,6 +226,7 @@ def export(
     written: list[tuple[datetime, int]] = []
     skipped: list[datetime] = []
     provisional: list[datetime] = []
+    partition_by = manifest["partition_by"]
     step = _PERIODS[partition_by]
     start = _period_start(low, partition_by)
     with open_client(client, read_token, base_url, concurrency) as active:
