@@ -183,7 +183,7 @@ def cases(draw: st.DrawFn) -> Case:
         low,
         high,
         draw(st.sampled_from([None, None, 5, 2_500, 12_000])),
-        draw(st.sampled_from([None, None, 2, 5, timedelta(minutes=7)])),
+        draw(st.sampled_from([None, 2, 5, 13, timedelta(minutes=7)])),
     )
 
 
