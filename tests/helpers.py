@@ -12,7 +12,10 @@ from logfire_io.schema import RECORDS_SCHEMA
 
 
 def make_records(start_timestamps: Sequence[datetime], **columns: Sequence[Any]) -> pa.Table:
-    """A records table with one row per timestamp; NOT NULL columns get plausible values unless given."""
+    """A records table of Logfire's full schema, one row per timestamp.
+
+    NOT NULL columns get plausible values unless given; the other columns are NULL unless given.
+    """
     n = len(start_timestamps)
     values: dict[str, Sequence[Any]] = {
         "start_timestamp": start_timestamps,
@@ -28,4 +31,7 @@ def make_records(start_timestamps: Sequence[datetime], **columns: Sequence[Any])
         "day": [t.date() for t in start_timestamps],
         "project_id": ["p"] * n,
     } | columns
-    return pa.table({name: pa.array(v, RECORDS_SCHEMA.field(name).type) for name, v in values.items()})
+    unknown = set(values) - set(RECORDS_SCHEMA.names)
+    assert not unknown, f"not columns of records: {unknown}"
+    arrays = [pa.array(values[f.name], f.type) if f.name in values else pa.nulls(n, f.type) for f in RECORDS_SCHEMA]
+    return pa.Table.from_arrays(arrays, schema=RECORDS_SCHEMA)

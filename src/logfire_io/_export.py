@@ -244,7 +244,13 @@ def export(
                 start += step
                 continue
             request = ReadRequest(
-                sql, period_low, period_high, max_concurrency=concurrency, timezone=timezone, environment=environment
+                sql,
+                period_low,
+                period_high,
+                max_concurrency=concurrency,
+                timezone=timezone,
+                environment=environment,
+                whole_window=(low, high),  # a joined row in another period is still a partner
             )
             table = concat(list(iter_tables(active, request, owns_client=client is None)))
             relative = _relative_path(start, partition_by)

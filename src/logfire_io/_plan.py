@@ -18,15 +18,21 @@ from logfire_io._protocol import MAX_LIMIT
 from logfire_io._read import (
     DEFAULT_MAX_CONCURRENCY,
     ReadRequest,
+    check_unsliceable,
     closed_window,
     histogram,
     needs_probe,
     open_client,
+    request_table,
+    service_window,
     slice_sql,
     tries_whole_first,
+    unsplit_sql,
+    whole_sql,
 )
 from logfire_io._slicing import Slice, pack_histogram, plan_slices
-from logfire_io._sql import analyze, bounded
+from logfire_io._splice import statement_text
+from logfire_io._sql import SliceableQuery, analyze
 
 if TYPE_CHECKING:
     from logfire_io._client import LogfireQueryClient
@@ -101,46 +107,45 @@ def _estimates(plan: list[Slice], width_us: int, counts: dict[datetime, int]) ->
     return estimates
 
 
+def _count(client: LogfireQueryClient, request: ReadRequest, query: SliceableQuery) -> int:
+    """The exact number of rows the read's first, whole-window request would return (an aggregate: no row read)."""
+    sql = f"SELECT count(*) AS n FROM (\n{statement_text(whole_sql(query, request))}\n) AS __logfire_q"
+    hint = service_window(request, query, request.min_timestamp, request.max_timestamp)
+    return request_table(client, request, sql, 1, hint).column("n")[0].as_py()
+
+
 def build_plan(client: LogfireQueryClient, request: ReadRequest) -> ReadPlan:
-    """The plan of ``request``, asking the service only for aggregates."""
+    """The plan of ``request``, asking the service only for aggregates; it mirrors :func:`iter_tables` step by step."""
     query = analyze(request.sql)
+    own = (request.min_timestamp, request.max_timestamp)
     if not query.sliceable:
-        return ReadPlan(
-            False,
-            query.reason,
-            None,
-            None,
-            1,
-            _frame([(request.min_timestamp, request.max_timestamp, None, request.sql)]),
-        )
-    whole = bounded(query, request.min_timestamp, request.max_timestamp)
+        check_unsliceable(query, request)
+        return ReadPlan(False, query.reason, None, None, 1, _frame([(*own, None, unsplit_sql(query, request)[0])]))
+    whole = whole_sql(query, request)
+    requests = 0
+    if tries_whole_first(request):
+        requests += 1
+        rows = _count(client, request, query)
+        if request.limit is not None or rows < MAX_LIMIT:
+            rows = min(rows, request.limit or rows)
+            low, high = own
+            return ReadPlan(True, None, (low, high) if low and high else None, rows, 1, _frame([(*own, rows, whole)]))
+    elif needs_probe(query):
+        requests += 1
+    requests += request.min_timestamp is None or request.max_timestamp is None
     window = closed_window(client, request, query)
-    if window is None:  # no row: the read's one request (after the window query, when it was not tried first)
-        requests = 1 if tries_whole_first(request) else 2
-        return ReadPlan(
-            True, None, None, 0, requests, _frame([(request.min_timestamp, request.max_timestamp, 0, whole)])
-        )
+    if window is None:
+        return ReadPlan(True, None, None, 0, requests + 1, _frame([(*own, 0, whole)]))
     width_us, counts = histogram(client, request, query, window)
-    total = sum(counts.values())
-    bounds = (window.low, window.high)
-    if tries_whole_first(request) and (request.limit is not None or total < MAX_LIMIT):
-        return ReadPlan(
-            True, None, bounds, total, 1, _frame([(request.min_timestamp, request.max_timestamp, total, whole)])
-        )
-    if request.slices is not None:
-        pieces = plan_slices(window.low, window.high, request.slices)
-    else:
+    if request.slices is None:
+        requests += 1
         pieces = pack_histogram(window.low, window.high, width_us, counts)
+    else:
+        pieces = plan_slices(window.low, window.high, request.slices)
     estimates = _estimates(pieces, width_us, counts)
-    requests = (
-        tries_whole_first(request)
-        + (request.min_timestamp is None or request.max_timestamp is None)
-        + (request.slices is None)
-        + (needs_probe(query) and not tries_whole_first(request))
-        + len(pieces)
-    )
     rows = [(p.low, p.high, n, slice_sql(query, request, p)) for p, n in zip(pieces, estimates, strict=True)]
-    return ReadPlan(True, None, bounds, total, requests, _frame(rows))
+    total = sum(counts.values())
+    return ReadPlan(True, None, (window.low, window.high), total, requests + len(pieces), _frame(rows))
 
 
 def plan(

@@ -103,9 +103,9 @@ def _sql(node: dict[str, Any]) -> str:
         return quote_identifier(body)
     if kind == "Literal":
         return _sql_literal(_literal_value(node))
-    if kind == "Cast":
+    if kind == "Cast":  # a cast literal keeps its value; a cast column may not (truncation), so polars filters it
         inner = body["expr"]
-        if not ("Column" in inner or "Literal" in inner):
+        if "Literal" not in inner:
             raise _Untranslatable
         return _sql(inner)
     if kind == "BinaryExpr":
@@ -178,8 +178,6 @@ def _bound(node: dict[str, Any], time_column: str) -> tuple[datetime | None, dat
     if not body or body["op"] not in {"Gt", "GtEq", "Lt", "LtEq"}:
         return None, None
     left, right, op = body["left"], body["right"], body["op"]
-    if "Cast" in left:
-        left = left["Cast"]["expr"]
     if left != {"Column": time_column} or "Literal" not in right:
         return None, None
     try:

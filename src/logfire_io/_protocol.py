@@ -41,6 +41,7 @@ __all__ = [
     "Retry",
     "as_utc",
     "checked_window",
+    "clamped",
     "error_from_response",
     "isoformat",
     "resolve_base_url",
@@ -205,27 +206,46 @@ def as_utc(value: datetime) -> datetime:
     return utc + _ONE_US if getattr(value, "nanosecond", 0) else utc
 
 
+_NUMPY_UNITS_US = {"W": 7 * 86_400_000_000, "D": 86_400_000_000, "h": 3_600_000_000, "m": 60_000_000}
+_NUMPY_UNITS_US |= {"s": 1_000_000, "ms": 1_000, "us": 1}
+_NUMPY_SUB_US = {"ns": 1_000, "ps": 1_000_000, "fs": 1_000_000_000, "as": 1_000_000_000_000}
+
+
+def _from_numpy(value: np.datetime64) -> datetime | None:
+    """A numpy instant as UTC microseconds (sub-microseconds rounded up), exactly for any unit; None if NaT."""
+    if np.isnat(value):
+        return None
+    unit, count = np.datetime_data(value.dtype)
+    if unit in ("Y", "M"):
+        value, unit, count = value.astype("datetime64[D]"), "D", 1
+    ticks = int(value.astype(np.int64)) * count
+    microseconds = ticks * _NUMPY_UNITS_US[unit] if unit in _NUMPY_UNITS_US else -(-ticks // _NUMPY_SUB_US[unit])
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=microseconds)
+
+
 def _instant(name: str, value: object) -> datetime | None:
     """One window bound as UTC microseconds; datetimes (pandas Timestamps too) and numpy datetime64 accepted."""
     if value is None:
         return None
-    if isinstance(value, np.datetime64) and not np.isnat(value):
-        nanoseconds = int(value.astype("datetime64[ns]").astype(np.int64))
-        value = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=-(-nanoseconds // 1000))
-    if not isinstance(value, datetime):
+    if not isinstance(value, datetime | np.datetime64):
         msg = f"`{name}` must be a datetime, got {type(value).__name__}: {value!r}"
         raise ConfigurationError(msg)
     try:
-        instant = as_utc(value)
-    except (OverflowError, ValueError):
+        instant = _from_numpy(value) if isinstance(value, np.datetime64) else as_utc(value)
+    except (OverflowError, ValueError, TypeError):  # past datetime's range, or pandas' NaT
         instant = None
     if instant is None or not EARLIEST_BOUND <= instant <= LATEST_BOUND:
         msg = (
-            f"`{name}` ({value!r}) is outside the range Logfire can query, {EARLIEST_BOUND:%Y-%m-%d} to "
+            f"`{name}` ({value!r}) is not a time Logfire can query: it must lie between {EARLIEST_BOUND:%Y-%m-%d} and "
             f"{LATEST_BOUND:%Y-%m-%d} UTC\n\nHint: pass None for an open side of the window."
         )
         raise ConfigurationError(msg)
     return instant
+
+
+def clamped(value: datetime) -> datetime:
+    """``value`` moved into the range a window may have (for hints a microsecond past a bound the user gave)."""
+    return min(max(value, EARLIEST_BOUND), LATEST_BOUND)
 
 
 def checked_window(low: object, high: object) -> tuple[datetime | None, datetime | None]:

@@ -6,20 +6,31 @@
 
 from __future__ import annotations
 
+import numbers
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import httpx
+import numpy as np
 import pyarrow as pa
 
 import polars as pl
 from logfire_io._client import LogfireQueryClient
 from logfire_io._exceptions import ConfigurationError, RowCapError
 from logfire_io._json import JSONColumns, decode_json_columns
-from logfire_io._protocol import MAX_LIMIT, checked_window, resolve_read_token
-from logfire_io._slicing import HISTOGRAM_BUCKETS, Progress, ReadStats, Slice, fetch_slices, pack_histogram, plan_slices
+from logfire_io._protocol import MAX_LIMIT, checked_window, clamped, resolve_read_token
+from logfire_io._slicing import (
+    HISTOGRAM_BUCKETS,
+    Progress,
+    ReadStats,
+    Slice,
+    checked_slices,
+    fetch_slices,
+    pack_histogram,
+    plan_slices,
+)
 from logfire_io._sql import SliceableQuery, analyze, bounded, histogram_sql, probe_sql, stats_sql
 
 if TYPE_CHECKING:
@@ -28,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
     "ReadRequest",
+    "check_unsliceable",
     "closed_window",
     "concat",
     "histogram",
@@ -36,13 +48,18 @@ __all__ = [
     "open_client",
     "read_arrow",
     "read_logfire_arrow",
+    "request_table",
+    "service_window",
     "slice_sql",
     "tries_whole_first",
+    "unsplit_sql",
+    "whole_sql",
 ]
 
 DEFAULT_MAX_CONCURRENCY = 4
 """Requests in flight at once by default: several times faster than one, gentle on a rate-limited service."""
 _ONE_US = timedelta(microseconds=1)
+_MAX_REQUESTED_LIMIT = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -59,16 +76,31 @@ class ReadRequest:
     timezone: str | None = None
     environment: str | list[str] | None = None
     stats: ReadStats = field(default_factory=ReadStats, compare=False)
+    whole_window: tuple[datetime | None, datetime | None] | None = None
+    """The window of the whole read when this request is one part of it (an export's period): every Logfire
+    table other than the driving one is bounded to it, so a join finds partners outside the part."""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.sql, str):
+            msg = f"`sql` must be a string, got {type(self.sql).__name__}"
+            raise TypeError(msg)
+        if not self.sql.strip():
+            msg = "`sql` must be a non-empty SQL query, e.g. 'SELECT * FROM records'"
+            raise ConfigurationError(msg)
         low, high = checked_window(self.min_timestamp, self.max_timestamp)
         object.__setattr__(self, "min_timestamp", low)
         object.__setattr__(self, "max_timestamp", high)
+        if self.whole_window is not None:
+            object.__setattr__(self, "whole_window", checked_window(*self.whole_window))
+        object.__setattr__(self, "slices", checked_slices(self.slices))
         if self.limit is not None and (
-            isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1
+            isinstance(self.limit, bool)
+            or not isinstance(self.limit, numbers.Integral)
+            or not 1 <= self.limit <= _MAX_REQUESTED_LIMIT
         ):
-            msg = f"`limit` must be a positive integer or None, got {self.limit!r}"
+            msg = f"`limit` must be a positive integer (at most 2**63 - 1) or None, got {self.limit!r}"
             raise ConfigurationError(msg)
+        object.__setattr__(self, "limit", None if self.limit is None else int(self.limit))
         if (
             isinstance(self.max_concurrency, bool)
             or not isinstance(self.max_concurrency, int)
@@ -106,24 +138,36 @@ def _wider(low: datetime | None, high: datetime | None) -> Window:
 
     A microsecond wider on each side, so that no boundary semantics of the service can cut a row the SQL keeps.
     """
-    return (low and low - _ONE_US, high and high + _ONE_US)
+    return (low and clamped(low - _ONE_US), high and clamped(high + _ONE_US))
 
 
-def _single(client: LogfireQueryClient, request: ReadRequest, sql: str, limit: int, hint: Window) -> pa.Table:
+def request_table(client: LogfireQueryClient, request: ReadRequest, sql: str, limit: int, hint: Window) -> pa.Table:
     request.stats.count_request()
     return client.query_arrow(sql, *hint, limit, timezone=request.timezone, environment=request.environment)
 
 
-def _user_window(request: ReadRequest) -> Window:
+def _own_window(request: ReadRequest) -> Window:
+    """The window of the driving table's rows this request reads."""
     return request.min_timestamp, request.max_timestamp
 
 
+def _others_window(request: ReadRequest) -> Window:
+    """The window every Logfire table but the driving one is bounded to: the whole read's."""
+    return request.whole_window or _own_window(request)
+
+
+def service_window(request: ReadRequest, query: SliceableQuery, low: datetime | None, high: datetime | None) -> Window:
+    """The service's window for a request whose SQL bounds the driving table to ``[low, high)``."""
+    return _wider(*_others_window(request)) if query.reads_other_tables else _wider(low, high)
+
+
 def closed_window(client: LogfireQueryClient, request: ReadRequest, query: SliceableQuery) -> Slice | None:
-    """The finite window to slice: the requested bounds, with open sides closed at the data's min/max."""
-    low, high = _user_window(request)
+    """The finite window to slice: the requested bounds, open sides closed at the data's min/max; None if empty."""
+    low, high = _own_window(request)
     if low is not None and high is not None:
-        return Slice(low, high)
-    stats = _single(client, request, stats_sql(query, low, high), 1, _wider(low, high))
+        return Slice(low, high) if low < high else None
+    sql = stats_sql(query, low, high, _others_window(request))
+    stats = request_table(client, request, sql, 1, service_window(request, query, low, high))
     if not stats.column("n")[0].as_py():
         return None
     low = low or stats.column("lo")[0].as_py()
@@ -137,8 +181,8 @@ def histogram(
     """Rows of the driving SELECT per bucket of ``window`` (bucket start -> rows), and the bucket width."""
     total_us = (window.high - window.low) // _ONE_US
     width_us = max(1, -(-total_us // HISTOGRAM_BUCKETS))
-    sql = histogram_sql(query, window.low, window.high, width_us, _user_window(request))
-    table = _single(client, request, sql, MAX_LIMIT, _wider(*_user_window(request)))
+    sql = histogram_sql(query, window.low, window.high, width_us, _others_window(request))
+    table = request_table(client, request, sql, MAX_LIMIT, service_window(request, query, window.low, window.high))
     starts = table.column("b").cast(pa.timestamp("us", "UTC")).to_pylist()
     return width_us, dict(zip(starts, table.column("n").to_pylist(), strict=True))
 
@@ -160,13 +204,48 @@ def tries_whole_first(request: ReadRequest) -> bool:
     return request.slices is None and (request.limit is None or request.limit <= MAX_LIMIT)
 
 
+def whole_sql(query: SliceableQuery, request: ReadRequest) -> str:
+    """The SQL of the read's whole window in one request (every Logfire table bounded, none split)."""
+    return bounded(query, *_own_window(request), _others_window(request))
+
+
 def slice_sql(query: SliceableQuery, request: ReadRequest, piece: Slice) -> str:
     """The SQL a slice request sends: the driving table bounded to ``piece``, others to the whole window."""
-    return bounded(query, piece.low, piece.high, _user_window(request))
+    return bounded(query, piece.low, piece.high, _others_window(request))
+
+
+def check_unsliceable(query: SliceableQuery, request: ReadRequest) -> None:
+    """Refuse, before any request, what a query that cannot be split cannot do."""
+    if request.slices is not None or (request.limit or 0) > MAX_LIMIT:
+        msg = (
+            f"{_not_sliceable(query)}; `slices` and a `limit` above {MAX_LIMIT:,} need a query "
+            "that can be split.\n\nHint: aggregate over a narrower window and combine the results, or "
+            "select rows and aggregate them locally."
+        )
+        raise ConfigurationError(msg)
 
 
 SortKey = tuple[int, bool, bool]
 """A column index of the result, descending, nulls first."""
+
+
+def _sortable(data_type: pa.DataType) -> bool:
+    """Types the merge sorts exactly as DataFusion does (polars imports them, and orders them the same way)."""
+    checks = (
+        pa.types.is_integer,
+        pa.types.is_floating,
+        pa.types.is_boolean,
+        pa.types.is_string,
+        pa.types.is_large_string,
+        pa.types.is_binary,
+        pa.types.is_large_binary,
+        pa.types.is_date,
+        pa.types.is_time,
+        pa.types.is_timestamp,
+        pa.types.is_duration,
+        pa.types.is_decimal128,
+    )
+    return any(check(data_type) for check in checks) or data_type in (pa.string_view(), pa.binary_view())
 
 
 def _sort_keys(query: SliceableQuery, schema: pa.Schema) -> list[SortKey]:
@@ -186,7 +265,7 @@ def _sort_keys(query: SliceableQuery, schema: pa.Schema) -> list[SortKey]:
             )
             raise ConfigurationError(msg)
         field = schema.field(indices[0])
-        if pa.types.is_nested(field.type):
+        if not _sortable(field.type):
             msg = (
                 f"this query must be split by time, and it orders by {label!r}, a {field.type} column, which the "
                 "merge of slices cannot sort.\n\nHint: order by a scalar column, or sort after reading."
@@ -197,27 +276,57 @@ def _sort_keys(query: SliceableQuery, schema: pa.Schema) -> list[SortKey]:
 
 
 def _sorted(table: pa.Table, keys: list[SortKey]) -> pa.Table:
-    """``table`` in ORDER BY order, NULLs placed as SQL places them (polars sorts like DataFusion)."""
-    columns = {f"k{n}": table.column(index) for n, (index, _, _) in enumerate(keys)}
+    """``table`` in ORDER BY order, NULLs placed as SQL places them.
+
+    polars sorts like DataFusion except that it ties -0.0 with 0.0, which DataFusion orders (total order): a
+    float key is followed by its sign bit.
+    """
+    columns: dict[str, pa.ChunkedArray | pa.Array] = {}
+    descending, nulls_last = [], []
+    for n, (index, desc, nulls_first) in enumerate(keys):
+        column = table.column(index)
+        columns[f"k{n}"] = column
+        descending.append(desc)
+        nulls_last.append(not nulls_first)
+        if pa.types.is_floating(column.type):
+            values = column.to_numpy(zero_copy_only=False)
+            columns[f"s{n}"] = pa.array(~np.signbit(values))
+            descending.append(desc)
+            nulls_last.append(True)
     frame = pl.from_arrow(pa.table(columns), rechunk=False).with_row_index("__row")  # type: ignore[union-attr]
-    order = frame.sort(
-        list(columns),
-        descending=[desc for _, desc, _ in keys],
-        nulls_last=[not first for _, _, first in keys],
-        maintain_order=True,
-    )
+    order = frame.sort(list(columns), descending=descending, nulls_last=nulls_last, maintain_order=True)
     return table.take(order["__row"].to_arrow())
 
 
+def _check_names(table: pa.Table) -> pa.Table:
+    """Refuse a result with two columns of one name: no frame can hold it, and merging slices needs names."""
+    seen = set()
+    for name in table.schema.names:
+        if name in seen:
+            msg = (
+                f"the result has more than one column named {name!r} (columns: {table.schema.names}).\n\nHint: give "
+                "each column its own name with AS, e.g. instead of `SELECT *` over a join, `SELECT r.*, p.span_name "
+                "AS parent_name`."
+            )
+            raise ConfigurationError(msg)
+        seen.add(name)
+    return table
+
+
+def unsplit_sql(query: SliceableQuery, request: ReadRequest) -> tuple[str, Window]:
+    """The SQL and service window of a query that is not split.
+
+    The SQL itself carries the window wherever it names a Logfire table, so the service's (unverified) boundary
+    semantics cannot change the answer; a query whose tables cannot be bounded relies on them.
+    """
+    sql = bounded(query, *_own_window(request))
+    return sql, _wider(*_own_window(request)) if sql != request.sql else _own_window(request)
+
+
 def _unsliceable(client: LogfireQueryClient, request: ReadRequest, query: SliceableQuery) -> pa.Table:
-    if request.slices is not None or (request.limit or 0) > MAX_LIMIT:
-        msg = (
-            f"{_not_sliceable(query)}; `slices` and a `limit` above {MAX_LIMIT:,} need a query "
-            "that can be split.\n\nHint: aggregate over a narrower window and combine the results, or "
-            "select rows and aggregate them locally."
-        )
-        raise ConfigurationError(msg)
-    table = _single(client, request, request.sql, request.limit or MAX_LIMIT, _user_window(request))
+    check_unsliceable(query, request)
+    sql, hint = unsplit_sql(query, request)
+    table = _check_names(request_table(client, request, sql, request.limit or MAX_LIMIT, hint))
     if request.limit is None and table.num_rows >= MAX_LIMIT:
         msg = (
             f"the result hit the {MAX_LIMIT:,}-row cap and rows may be missing: {_not_sliceable(query)}."
@@ -241,16 +350,18 @@ def iter_tables(client: LogfireQueryClient, request: ReadRequest, *, owns_client
     RowCapError
         A query that cannot be sliced returned exactly the cap, so rows may be missing.
     ConfigurationError
-        ``slices=`` was given for a query that cannot be sliced, or a split query's ORDER BY cannot be merged.
+        ``slices=`` was given for a query that cannot be sliced, a split query's ORDER BY cannot be merged, or
+        the result has two columns of one name.
     """
     query = analyze(request.sql)
     if not query.sliceable:
         yield _unsliceable(client, request, query)
         return
-    whole = bounded(query, *_user_window(request))
+    whole = whole_sql(query, request)
+    whole_hint = service_window(request, query, *_own_window(request))
     first = None
     if tries_whole_first(request):
-        first = _single(client, request, whole, request.limit or MAX_LIMIT, _wider(*_user_window(request)))
+        first = _check_names(request_table(client, request, whole, request.limit or MAX_LIMIT, whole_hint))
         if request.limit is not None or first.num_rows < MAX_LIMIT:
             request.stats.rows += first.num_rows
             yield first
@@ -258,17 +369,17 @@ def iter_tables(client: LogfireQueryClient, request: ReadRequest, *, owns_client
     sort_keys: list[SortKey] = []
     if needs_probe(query):
         if first is None:
-            first = _single(client, request, probe_sql(whole), 1, _wider(*_user_window(request)))
+            first = _check_names(request_table(client, request, probe_sql(whole), 1, whole_hint))
         sort_keys = _sort_keys(query, first.schema)
     window = closed_window(client, request, query)
     if window is None:
-        yield _single(client, request, whole, 1, _wider(*_user_window(request)))
+        yield _check_names(request_table(client, request, whole, 1, whole_hint))
         return
     plan = _plan(client, request, query, window)
 
     def fetch(piece: Slice) -> pa.Table:
-        hint = _wider(*_user_window(request)) if query.reads_other_tables else _wider(piece.low, piece.high)
-        return _single(client, request, slice_sql(query, request, piece), MAX_LIMIT, hint)
+        hint = service_window(request, query, piece.low, piece.high)
+        return request_table(client, request, slice_sql(query, request, piece), MAX_LIMIT, hint)
 
     pieces = fetch_slices(
         plan,
@@ -280,12 +391,14 @@ def iter_tables(client: LogfireQueryClient, request: ReadRequest, *, owns_client
     )
     try:
         if sort_keys:
-            tables = [table for _, table in pieces]
+            assert first is not None
+            tables = [_check_names(table) for _, table in pieces]
             merged = pa.concat_tables(tables, promote_options="permissive") if tables else first.slice(0, 0)
             yield _sorted(merged, sort_keys).slice(0, request.limit)
             return
         remaining = request.limit
         for _, table in pieces:
+            _check_names(table)
             if remaining is not None:
                 table = table.slice(0, remaining)
                 remaining -= table.num_rows

@@ -12,6 +12,7 @@ a slice that still comes back full is split in two and both halves fetched again
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 import threading
 import time
@@ -28,7 +29,7 @@ import pyarrow as pa
 from logfire_io._exceptions import ConfigurationError, LogfireIOError
 from logfire_io._protocol import MAX_LIMIT, as_utc
 
-__all__ = ["ReadStats", "Slice", "SliceError", "TooDenseError", "pack_histogram", "plan_slices"]
+__all__ = ["ReadStats", "Slice", "SliceError", "TooDenseError", "checked_slices", "pack_histogram", "plan_slices"]
 
 _ONE_US = timedelta(microseconds=1)
 _FILL = 0.9
@@ -65,6 +66,21 @@ class Slice:
         return f"[{self.low.isoformat()}, {self.high.isoformat()})"
 
 
+def checked_slices(slices: object) -> int | timedelta | None:
+    """``slices=`` validated: None, a positive whole number (numpy's too) or a width of a microsecond or more."""
+    if slices is None:
+        return None
+    if isinstance(slices, timedelta):
+        if slices < _ONE_US:
+            msg = f"`slices` as a width must be at least one microsecond, got {slices!r}"
+            raise ConfigurationError(msg)
+        return slices
+    if isinstance(slices, numbers.Integral) and not isinstance(slices, bool) and slices >= 1:
+        return int(slices)
+    msg = f"`slices` must be a positive int, a timedelta or None, got {slices!r}"
+    raise ConfigurationError(msg)
+
+
 def plan_slices(low: datetime, high: datetime, slices: int | timedelta) -> list[Slice]:
     """Split ``[low, high)`` into ``slices`` equal slices, or slices of width ``slices``; pure, no I/O.
 
@@ -75,16 +91,11 @@ def plan_slices(low: datetime, high: datetime, slices: int | timedelta) -> list[
         msg = f"the window is empty: `min_timestamp` {low.isoformat()} is not before `max_timestamp` {high.isoformat()}"
         raise ConfigurationError(msg)
     total_us = (high - low) // _ONE_US
-    if isinstance(slices, timedelta):
-        if slices < _ONE_US:
-            msg = f"`slices` as a width must be at least one microsecond, got {slices!r}"
-            raise ConfigurationError(msg)
-        count = math.ceil(total_us / (slices // _ONE_US))
-    elif isinstance(slices, int) and not isinstance(slices, bool) and slices >= 1:
-        count = min(slices, total_us)
+    checked = checked_slices(slices)
+    if isinstance(checked, timedelta):
+        count = math.ceil(total_us / (checked // _ONE_US))
     else:
-        msg = f"`slices` must be a positive int, a timedelta or None, got {slices!r}"
-        raise ConfigurationError(msg)
+        count = min(checked or 1, total_us)
     if count > MAX_SLICES:
         msg = (
             f"`slices` asks for {count:,} slices, more than the {MAX_SLICES:,} allowed; use a wider slice, or "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlglot.errors import TokenError
 from sqlglot.tokens import Token, Tokenizer, TokenType
 
 __all__ = ["Edit", "apply_edits", "statement_text", "tokenize"]
@@ -55,7 +56,11 @@ def apply_edits(sql: str, edits: list[Edit]) -> str:
 
 def statement_text(sql: str, tokens: list[Token] | None = None) -> str:
     """``sql`` without a trailing ``;`` or comment, so it can stand inside parentheses; empty if no tokens."""
-    tokens = tokenize(sql) if tokens is None else tokens
+    if tokens is None:
+        try:
+            tokens = tokenize(sql)
+        except TokenError:  # broken SQL (an unterminated string): the engine will say what is wrong with it
+            return sql.strip().removesuffix(";")
     meaningful = [t for t in tokens if t.token_type != TokenType.SEMICOLON]
     if not meaningful:
         return ""

@@ -28,6 +28,7 @@ from logfire_io._splice import Edit, apply_edits, statement_text, tokenize
 from logfire_io.schema import TIME_COLUMNS
 
 __all__ = [
+    "AGGREGATE_FUNCTIONS",
     "Logfire",
     "OrderKey",
     "SliceableQuery",
@@ -41,6 +42,65 @@ __all__ = [
 ]
 
 _TIME_ALIAS = "__logfire_t"
+AGGREGATE_FUNCTIONS = frozenset(
+    [
+        "any_value",
+        "approx_distinct",
+        "approx_median",
+        "approx_percentile_cont",
+        "approx_percentile_cont_with_weight",
+        "array_agg",
+        "avg",
+        "bit_and",
+        "bit_or",
+        "bit_xor",
+        "bool_and",
+        "bool_or",
+        "corr",
+        "count",
+        "covar",
+        "covar_pop",
+        "covar_samp",
+        "cume_dist",
+        "dense_rank",
+        "first_value",
+        "grouping",
+        "lag",
+        "last_value",
+        "lead",
+        "max",
+        "mean",
+        "median",
+        "min",
+        "nth_value",
+        "ntile",
+        "percent_rank",
+        "percentile_cont",
+        "quantile_cont",
+        "rank",
+        "regr_avgx",
+        "regr_avgy",
+        "regr_count",
+        "regr_intercept",
+        "regr_r2",
+        "regr_slope",
+        "regr_sxx",
+        "regr_sxy",
+        "regr_syy",
+        "row_number",
+        "stddev",
+        "stddev_pop",
+        "stddev_samp",
+        "string_agg",
+        "sum",
+        "var",
+        "var_pop",
+        "var_population",
+        "var_samp",
+        "var_sample",
+    ]
+)
+"""DataFusion's aggregate and window functions by name (the server's tests check the list against the engine's)."""
 
 
 class Logfire(Postgres):
@@ -128,8 +188,9 @@ class SliceableQuery:
         return self.reason is None
 
 
-def _refuse(sql: str, reason: str) -> SliceableQuery:
-    return SliceableQuery(sql, reason)
+def _refuse(sql: str, reason: str, refs: list[_TableRef] | str | None = None) -> SliceableQuery:
+    """A query that is not split; its Logfire tables are still bounded to the window when they can be."""
+    return SliceableQuery(sql, reason, _others=tuple(refs) if isinstance(refs, list) else ())
 
 
 def _join_reason(select: exp.Select) -> str | None:
@@ -140,14 +201,21 @@ def _join_reason(select: exp.Select) -> str | None:
     return None
 
 
+def _aggregate(select: exp.Select) -> exp.Expression | None:
+    """An aggregate call anywhere under ``select``: sqlglot's, or one only DataFusion knows by name."""
+    found = select.find(exp.AggFunc)
+    if found is not None:
+        return found
+    calls = (f for f in select.find_all(exp.Anonymous) if str(f.this).lower() in AGGREGATE_FUNCTIONS)
+    return next(calls, None)
+
+
 def _driving_select(select: exp.Select) -> exp.Select | str:
     """The SELECT that reads the base table, looking through plain derived-table wrappers; or a reason."""
-    for node_type, what in (
-        (exp.AggFunc, "an aggregate"),
-        (exp.Window, "a window function"),
-    ):
-        if select.find(node_type) is not None:
-            return f"it uses {what}, whose value depends on every row"
+    if _aggregate(select) is not None:
+        return "it uses an aggregate, whose value depends on every row"
+    if select.find(exp.Window) is not None:
+        return "it uses a window function, whose value depends on every row"
     if select.args.get("group"):
         return "it has GROUP BY"
     if select.args.get("having"):
@@ -185,30 +253,46 @@ def _output_name(projection: exp.Expression) -> str | None:
     return None
 
 
+def _order_key(key: exp.Expression, tree: exp.Select) -> tuple[str | None, int | None] | str:
+    """Resolve one ORDER BY key to an output column as SQL does: an output name first, then a projected expression.
+
+    Returns the output name (or position), or the reason the key cannot be tied to exactly one output column.
+    """
+    projections = tree.expressions
+    outputs = [_output_name(p) for p in projections]
+    if isinstance(key, exp.Literal) and not key.is_string and key.this.isdigit():
+        if any(p.is_star for p in projections) or not 1 <= int(key.this) <= len(projections):
+            return "its ORDER BY names a position that cannot be checked against the output columns"
+        return None, int(key.this)
+    if isinstance(key, exp.Column) and not key.table and isinstance(key.this, exp.Identifier):
+        name = _normalized(key.this)
+        if outputs.count(name) == 1:  # an output name wins over an input column of the same name
+            return name, None
+    sources = [name for p, name in zip(projections, outputs, strict=True) if name and p.unalias() == key]
+    if len(sources) == 1:
+        return sources[0], None
+    if isinstance(key, exp.Column) and isinstance(key.this, exp.Identifier) and not sources:
+        name = _normalized(key.this)
+        qualifier = key.table.lower() if key.table else None
+        stars = [p for p in projections if p.is_star]
+        covered = any(
+            (s.table.lower() == qualifier if isinstance(s, exp.Column) and s.table else not tree.args.get("joins"))
+            for s in stars
+        )
+        if covered and name not in outputs:  # a column that `*` (or `t.*`) outputs under its own name
+            return name, None
+    return "its ORDER BY is not on exactly one output column, so slices cannot be merged in order"
+
+
 def _order_keys(tree: exp.Select) -> tuple[OrderKey, ...] | str:
     """The top-level ORDER BY resolved to output columns, or the reason it cannot be."""
-    projections = tree.expressions
-    star = any(isinstance(p, exp.Star) or (isinstance(p, exp.Column) and p.is_star) for p in projections)
     keys: list[OrderKey] = []
     for ordered in tree.args.get("order", exp.Order()).expressions:
-        key = ordered.this
-        name: str | None = None
-        position: int | None = None
-        if isinstance(key, exp.Literal) and not key.is_string and key.this.isdigit():
-            position = int(key.this)
-            if star or not 1 <= position <= len(projections):
-                return "its ORDER BY names a position that cannot be checked against the output columns"
-        elif any(p.unalias() == key and _output_name(p) for p in projections):
-            name = next(_output_name(p) for p in projections if p.unalias() == key and _output_name(p))
-        elif isinstance(key, exp.Column) and isinstance(key.this, exp.Identifier):
-            name = _normalized(key.this)
-            outputs = {_output_name(p) for p in projections}
-            # An unqualified name may be an output column; a qualified one only a column `*` outputs unrenamed.
-            if not (star and name not in outputs) and (key.table or name not in outputs):
-                return "its ORDER BY is not on output columns, so slices cannot be merged in order"
-        else:
-            return "its ORDER BY is not on output columns, so slices cannot be merged in order"
-        keys.append(OrderKey(name, position, bool(ordered.args.get("desc")), bool(ordered.args.get("nulls_first"))))
+        resolved = _order_key(ordered.this, tree)
+        if isinstance(resolved, str):
+            return resolved
+        descending, nulls_first = bool(ordered.args.get("desc")), bool(ordered.args.get("nulls_first"))
+        keys.append(OrderKey(*resolved, descending, nulls_first))
     return tuple(keys)
 
 
@@ -234,14 +318,19 @@ def _time_ordered(tree: exp.Select, target: exp.Select, time_column: str, keys: 
 
 
 def _table_refs(tree: exp.Expression, sql: str) -> list[_TableRef] | str:
-    """Every reference to a Logfire table in the text, or the reason they cannot be located."""
+    """Every reference to a Logfire table in the text, or the reason they cannot all be bounded."""
+    shadowed = {_normalized(cte.args["alias"].this) for cte in tree.find_all(exp.CTE) if cte.args.get("alias")}
+    if shadowed & set(TIME_COLUMNS):
+        return "it names a WITH query like a Logfire table"
     refs = []
     for table in tree.find_all(exp.Table):
         name = table.name.lower()
-        if name not in TIME_COLUMNS or table.args.get("db") or not isinstance(table.this, exp.Identifier):
+        if name not in TIME_COLUMNS or not isinstance(table.this, exp.Identifier):
             continue
         if table.this.quoted and table.this.this != name:
             continue  # "Records" is not the records table
+        if table.args.get("db"):
+            return f"it names the {name} table with a schema ({table.sql('postgres')}); write it as plain {name}"
         meta = table.this.meta
         if "start" not in meta or sql[meta["start"] : meta["end"] + 1].strip('"').lower() != name:
             return "its table references could not be located in the text"
@@ -305,15 +394,16 @@ def analyze(sql: str) -> SliceableQuery:
     if len(statements) != 1 or statements[0] is None:
         return _refuse(sql, "it is not exactly one statement")
     tree = statements[0]
+    refs = _table_refs(tree, sql)
     if not isinstance(tree, exp.Select):
-        return _refuse(sql, f"it is a {tree.key.upper()}, not a plain SELECT (set operations combine whole results)")
+        reason = f"it is a {tree.key.upper()}, not a plain SELECT (set operations combine whole results)"
+        return _refuse(sql, reason, refs)
     target = _driving_select(tree)
     if isinstance(target, str):
-        return _refuse(sql, target)
+        return _refuse(sql, target, refs)
     keys = _order_keys(tree)
     if isinstance(keys, str):
-        return _refuse(sql, keys)
-    refs = _table_refs(tree, sql)
+        return _refuse(sql, keys, refs)
     if isinstance(refs, str):
         return _refuse(sql, refs)
     table = target.args["from_"].this
@@ -381,8 +471,8 @@ def _edits(
     high: datetime | None,
     window: tuple[datetime | None, datetime | None],
 ) -> list[Edit]:
-    assert query._driving is not None
-    bounded_refs = [(query._driving, low, high), *((ref, *window) for ref in query._others)]
+    driving = [(query._driving, low, high)] if query._driving is not None else []
+    bounded_refs = [*driving, *((ref, *window) for ref in query._others)]
     return [e for ref, a, b in bounded_refs if (e := _bounded_table(ref, a, b)) is not None]
 
 
@@ -394,7 +484,8 @@ def bounded(
 ) -> str:
     """``query``'s text with its driving table bounded to ``[low, high)`` (None: an open side).
 
-    Every other reference to a Logfire table is bounded to ``window`` (default: the same bounds).
+    Every other reference to a Logfire table is bounded to ``window`` (default: the same bounds); in a query that
+    is not split, every reference is.
     """
     return apply_edits(query.sql, _edits(query, low, high, window or (low, high)))
 

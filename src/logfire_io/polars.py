@@ -131,6 +131,9 @@ def scan_logfire(
             "use read_logfire(..., json_columns='auto'), or pass the dtypes."
         )
         raise ConfigurationError(msg)
+    if not isinstance(sql_or_table, str):
+        msg = f"`sql_or_table` must be a table name or a SQL query (a string), got {type(sql_or_table).__name__}"
+        raise TypeError(msg)
     table = sql_or_table.strip()
     is_table = table.lower() in TABLE_SCHEMAS
     if not table:
