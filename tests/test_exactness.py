@@ -31,7 +31,7 @@ import polars as pl
 from logfire_io import ConfigurationError, RowCapError
 from logfire_io._cli import main
 from logfire_io.server import LocalLogfire
-from tests.helpers import make_records
+from tests.helpers import SentQueries, make_records
 from tests.oracle import assert_same_result, in_window, run_unsplit
 
 SEED = int(os.environ.get("LOGFIRE_IO_ORACLE_SEED", "0"))
@@ -195,7 +195,7 @@ def cases(draw: st.DrawFn) -> Case:
 @given(case=cases())
 def test_every_read_equals_the_unsplit_query(oracle_server: LocalLogfire, case: Case) -> None:
     want = run_unsplit(in_window(RECORDS, case.low, case.high, "start_timestamp"), case.sql)
-    before = len(oracle_server.queries)
+    sent = SentQueries(oracle_server)
     try:
         got = logfire_io.read_logfire_arrow(
             case.sql,
@@ -211,7 +211,7 @@ def test_every_read_equals_the_unsplit_query(oracle_server: LocalLogfire, case: 
     except ConfigurationError as exc:  # refused before fetching: no request was sent
         assert case.may_refuse, exc
         assert "cannot be split by time" in str(exc)
-        assert len(oracle_server.queries) == before
+        assert sent() == []
         event("refused before fetching")
         return
     except RowCapError as exc:  # refused after one request: the unsplit answer was at the cap
@@ -219,7 +219,7 @@ def test_every_read_equals_the_unsplit_query(oracle_server: LocalLogfire, case: 
         assert want.num_rows >= logfire_io.MAX_LIMIT
         event("refused at the cap")
         return
-    requests = len(oracle_server.queries) - before
+    requests = len(sent())
     event("split" if requests > 1 else "one request")
     size = (
         "0" if not got.num_rows else "< 100" if got.num_rows < 100 else "< cap" if got.num_rows < 10_000 else ">= cap"
@@ -257,10 +257,10 @@ def test_right_and_full_outer_joins_are_refused_before_any_request_when_they_mus
 ) -> None:
     for side in ("RIGHT", "FULL OUTER"):
         sql = f"SELECT r.span_id, p.span_id AS p FROM records r {side} JOIN records p ON p.span_id = r.parent_span_id"
-        before = len(oracle_server.queries)
+        sent = SentQueries(oracle_server)
         with pytest.raises(ConfigurationError, match=f"{side.split()[0]} OUTER JOIN"):
             _read(oracle_server, sql, slices=3)
-        assert len(oracle_server.queries) == before
+        assert sent() == []
         # Unsplit, the answer is exact: the unmatched partners are there.
         got = _check(oracle_server, sql, [], min_timestamp=DST, max_timestamp=DST + timedelta(minutes=5))
         assert None in got.column("span_id").to_pylist()
@@ -348,12 +348,12 @@ def test_the_sql_sent_is_the_users_text_with_bounds_spliced_in(oracle_server: Lo
         "SELECT span_id, to_char(start_timestamp, '%Y-%m') AS month, 2 ^ 3 AS p, round(duration, 1) AS rounded\n"
         "FROM records -- the driving table\nWHERE r_count IS NULL OR true ;"
     ).replace("r_count IS NULL OR ", "")
-    before = len(oracle_server.queries)
+    sent = SentQueries(oracle_server)
     got = _read(oracle_server, sql, slices=3, min_timestamp=START, max_timestamp=END)
-    sent = [q.sql for q in oracle_server.queries[before:]]
-    assert len(sent) >= 3
+    texts = [q.sql for q in sent()]
+    assert len(texts) >= 3
     head, tail = sql.split("records", 1)
-    for text in sent:
+    for text in texts:
         assert text.startswith(head + "(SELECT * FROM records WHERE ")
         assert text.endswith(") AS records" + tail)
     assert set(got.column("month").to_pylist()) == {"2026-03"}
@@ -387,7 +387,7 @@ def test_cli_export_writes_what_read_logfire_returns_and_counts_what_it_wrote(
 
 
 def test_a_sort_on_a_nested_column_is_refused_before_any_slice_is_fetched(oracle_server: LocalLogfire) -> None:
-    before = len(oracle_server.queries)
+    sent = SentQueries(oracle_server)
     with pytest.raises(ConfigurationError, match="cannot sort"):
         _read(oracle_server, "SELECT span_id, tags FROM records ORDER BY tags", slices=3)
-    assert len(oracle_server.queries) == before + 1  # only the zero-row probe that tells the column's type
+    assert len(sent()) == 1  # only the zero-row probe that tells the column's type

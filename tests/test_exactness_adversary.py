@@ -22,7 +22,7 @@ from logfire_io import ConfigurationError
 from logfire_io._protocol import checked_window
 from logfire_io._sql import AGGREGATE_FUNCTIONS
 from logfire_io.server import LocalLogfire
-from tests.helpers import make_records
+from tests.helpers import SentQueries, make_records
 from tests.oracle import assert_same_result, in_window, run_unsplit
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -58,10 +58,10 @@ def _check(srv: LocalLogfire, sql: str, order_by: list[str], **kwargs: object) -
 
 
 def _refused_before_any_request(srv: LocalLogfire, sql: str, match: str, **kwargs: object) -> None:
-    before = len(srv.queries)
+    sent = SentQueries(srv)
     with pytest.raises(ConfigurationError, match=match):
         _read(srv, sql, **kwargs)
-    assert len(srv.queries) == before
+    assert sent() == []
 
 
 @pytest.mark.parametrize(
@@ -160,10 +160,10 @@ def test_duplicate_output_names_are_a_clear_error(tiny: LocalLogfire) -> None:
 
 
 def test_a_sort_on_a_type_the_merge_cannot_sort_is_refused_before_any_slice(tiny: LocalLogfire) -> None:
-    before = len(tiny.queries)
+    sent = SentQueries(tiny)
     with pytest.raises(ConfigurationError, match="cannot sort"):
         _read(tiny, "SELECT span_id, INTERVAL '1 day' AS iv FROM records ORDER BY iv", slices=3, **WINDOW)
-    assert len(tiny.queries) == before + 1  # the zero-row probe only
+    assert len(sent()) == 1  # the zero-row probe only
 
 
 def test_bad_arguments_are_refused_before_any_request(tiny: LocalLogfire) -> None:
@@ -217,6 +217,6 @@ def test_plan_matches_the_read(tiny: LocalLogfire, sql: str, kwargs: dict[str, o
         with pytest.raises(ConfigurationError, match=str(refused)[:40]):
             _read(tiny, sql, **kwargs)
         return
-    before = len(tiny.queries)
+    sent = SentQueries(tiny)
     _read(tiny, sql, **kwargs)
-    assert len(tiny.queries) - before == planned.requests
+    assert len(sent()) == planned.requests

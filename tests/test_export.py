@@ -20,7 +20,7 @@ import polars as pl
 from logfire_io import ConfigurationError
 from logfire_io.server import LocalLogfire
 from tests.conftest import DEMO_END
-from tests.helpers import make_records
+from tests.helpers import SentQueries, make_records
 
 SQL = "SELECT start_timestamp, span_id, level, attributes FROM records_all"
 LOW, HIGH = DEMO_END - timedelta(hours=9, minutes=30), DEMO_END - timedelta(minutes=20)
@@ -63,11 +63,11 @@ def test_an_export_is_one_full_read_split_into_hive_partitions(server: LocalLogf
     _assert_exactly_once(got, _full_read(server, LOW, HIGH))
     assert set(got["hour"].to_list()) == {s.hour for s, _ in result.written}
     # A second run with resume fetches nothing: every period is final.
-    before = len(server.queries)
+    sent = SentQueries(server)
     again = logfire_io.export(SQL, tmp_path / "out", resume=True, **kwargs)  # type: ignore[arg-type]
     assert again.written == []
     assert len(again.skipped) == 10
-    assert len(server.queries) == before
+    assert sent() == []
 
 
 def test_an_export_killed_at_random_points_resumes_to_every_row_exactly_once(

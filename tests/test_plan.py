@@ -10,10 +10,7 @@ import logfire_io
 from logfire_io._cli import main
 from logfire_io.server import LocalLogfire
 from tests.conftest import DEMO_END, DEMO_ROWS
-
-
-def _sent(server: LocalLogfire, before: int) -> list[str]:
-    return [q.sql for q in server.queries[before:]]
+from tests.helpers import SentQueries
 
 
 @pytest.mark.parametrize(
@@ -29,16 +26,16 @@ def test_a_read_sends_exactly_the_planned_requests(
     server: LocalLogfire, sql: str, window: dict[str, object], slices: object, limit: int | None
 ) -> None:
     kwargs = {"read_token": server.read_token, "base_url": server.base_url, "slices": slices, "limit": limit}
-    before = len(server.queries)
+    sent = SentQueries(server)
     planned = logfire_io.plan(sql, **window, **kwargs)  # type: ignore[arg-type]
-    planning = _sent(server, before)
+    planning = [q.sql for q in sent()]
     assert all("count(*)" in q for q in planning), "a dry run reads no row"
-    before = len(server.queries)
+    sent = SentQueries(server)
     table = logfire_io.read_logfire_arrow(sql, json_columns=None, progress=False, **window, **kwargs)  # type: ignore[arg-type]
-    sent = _sent(server, before)
+    texts = [q.sql for q in sent()]
     assert planned.sliceable
-    assert len(sent) == planned.requests
-    assert sorted(sent[-planned.slices.height :]) == sorted(planned.slices["sql"].to_list())  # fetched in parallel
+    assert len(texts) == planned.requests
+    assert sorted(texts[-planned.slices.height :]) == sorted(planned.slices["sql"].to_list())  # fetched in parallel
     assert planned.estimated_rows is not None
     if limit is None and "ORDER BY" not in sql and "WHERE" not in sql:
         assert planned.estimated_rows == table.num_rows == DEMO_ROWS
@@ -63,9 +60,9 @@ def test_the_command_line_prints_the_plan_and_sends_no_data_request(
 ) -> None:
     monkeypatch.setenv("LOGFIRE_READ_TOKEN", server.read_token)
     monkeypatch.setenv("LOGFIRE_BASE_URL", server.base_url)
-    before = len(server.queries)
+    sent = SentQueries(server)
     assert main(["query", "SELECT * FROM records_all", "--dry-run"]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("ReadPlan: ")
     assert f"about {DEMO_ROWS:,} rows" in printed
-    assert all("count(*)" in q for q in _sent(server, before))
+    assert all("count(*)" in q.sql for q in sent())

@@ -14,6 +14,7 @@ from logfire_io import ConfigurationError
 from logfire_io.polars import scan_logfire
 from logfire_io.server import LocalLogfire
 from tests.conftest import DEMO_END
+from tests.helpers import SentQueries
 
 WINDOW_START = DEMO_END - timedelta(days=2)
 COLUMNS = [
@@ -38,39 +39,39 @@ def _scan(server: LocalLogfire) -> pl.LazyFrame:
 
 
 def test_projection_pushdown(server: LocalLogfire) -> None:
-    before = len(server.queries)
+    sent = SentQueries(server)
     frame = _scan(server).select("span_name", "level").head(10).collect()
     assert frame.columns == ["span_name", "level"]
-    sent = server.queries[before:]
-    assert [q.sql for q in sent] == ['SELECT "level", "span_name" FROM records']  # schema order, nothing else
+    requests = sent()
+    assert [q.sql for q in requests] == ['SELECT "level", "span_name" FROM records']  # schema order, nothing else
 
 
 def test_head_stops_early(server: LocalLogfire) -> None:
-    before = len(server.queries)
+    sent = SentQueries(server)
     assert _scan(server).head(5).collect().height == 5
-    sent = server.queries[before:]
-    assert len(sent) == 1
-    assert sent[0].limit == 5
+    requests = sent()
+    assert len(requests) == 1
+    assert requests[0].limit == 5
 
 
 def test_time_bounds_become_the_window(server: LocalLogfire) -> None:
     low = WINDOW_START + timedelta(hours=5)
     high = low + timedelta(hours=1)
-    before = len(server.queries)
+    sent = SentQueries(server)
     frame = _scan(server).filter((pl.col("start_timestamp") >= low) & (pl.col("start_timestamp") < high)).collect()
     assert frame["start_timestamp"].min() >= low
     assert frame["start_timestamp"].max() < high
-    first = server.queries[before]
+    first = sent()[0]
     assert first.min_timestamp == low - timedelta(microseconds=1)
     assert first.max_timestamp == high + timedelta(microseconds=1)
 
 
 def test_untranslatable_filter_is_applied_locally(server: LocalLogfire, everything: pl.DataFrame) -> None:
     predicate = pl.col("span_name").str.contains(r"^GET /api/(users|orders)") & (pl.col("level") >= 13)
-    before = len(server.queries)
+    sent = SentQueries(server)
     got = _scan(server).filter(predicate).select(COLUMNS).collect()
     assert got.sort("span_id").equals(everything.filter(predicate).sort("span_id"))
-    assert '"level" >= 13' in server.queries[before].sql  # the translatable half still went to the server
+    assert '"level" >= 13' in sent()[0].sql  # the translatable half still went to the server
 
 
 @pytest.mark.parametrize("engine", ["streaming", "in-memory"])
@@ -144,13 +145,13 @@ predicates = st.recursive(
 def test_pushdown_returns_the_same_rows_as_filtering_everything(
     server: LocalLogfire, everything: pl.DataFrame, predicate: pl.Expr
 ) -> None:
-    before = len(server.queries)
+    sent = SentQueries(server)
     got = _scan(server).filter(predicate).select(COLUMNS).collect()
     expected = everything.filter(predicate)
     assert got.sort("span_id").equals(expected.sort("span_id"))
     data_requests = [
         q.sql
-        for q in server.queries[before:]
+        for q in sent()
         if "__logfire_q" not in q.sql  # not planning queries
     ]
     assert all('"span_id"' in sql for sql in data_requests)  # none at all when the bounds leave no window
