@@ -8,20 +8,27 @@ splices replacement text in at their positions (:mod:`logfire_io._splice`); ever
 as written. It rewrites:
 
 - ``a -> k`` / ``a ->> k`` / ``a ? k`` to ``json_get`` / ``json_as_text`` / ``json_contains(a, path)``, where
-  ``path`` is the key path as JSON array text (see :mod:`logfire_io.server.udfs`); a chain of ``->`` is one
-  path (``a->'b'->>'c'`` is ``json_as_text(a, '["b","c"]')``), as Logfire's planner flattens it. A key is a
-  string, an integer (indexing arrays) or any expression, whose value is turned into a path step at run time;
+  ``path`` is the key path as JSON array text (see :mod:`logfire_io.server.udfs`). A key is a string, an
+  integer (indexing arrays) or any expression, whose value becomes a path step at run time. Nested lookups are
+  merged into one path as Logfire's planner and optimizer merge them (``a->'b'->>'c'`` is
+  ``json_as_text(a, '["b","c"]')``; see :func:`_extend` for when ``->>`` is merged and when its text is parsed);
 - ``json_get*``, ``json_as_text``, ``json_contains``, ``json_length``, ``json_keys``/``json_object_keys`` calls
   with any number of keys, to the same path form;
-- a cast of ``->`` (``(a->'k')::numeric``, ``CAST(a->'k' AS int)``, also of ``json_get(...)``) to the typed getter
-  (``json_get_float``; ``json_get_int`` cast back to the integer type written; ``json_get_str``; ``json_get_bool``);
+- a cast of ``->`` (``(a->'k')::numeric``, ``CAST(a->'k' AS int)``, also of ``json_get(...)``) to the typed getter,
+  as ``datafusion-functions-json``'s rewrite does: ``numeric``/``decimal``/``float``/``double``/``real`` to
+  ``json_get_float``, ``int``/``integer``/``bigint`` to ``json_get_int`` (an int64, whatever integer type is
+  written), ``text``/``varchar``/``string``/``char`` to ``json_get_str``, ``bool``/``boolean`` to
+  ``json_get_bool``; other types stay a cast of the value's text;
 - ``level <op> 'name'``, ``'name' <op> level``, ``level [NOT] IN ('warn', ...)`` to level numbers,
   ``level_num('warn')`` to its number, ``level_name(x)`` to ``level_name(CAST(x AS BIGINT))`` (a UDF has one
   exact signature), and ``time_bucket(w, t)`` to ``date_bin(w, t, <1970-01-01 UTC>)`` (a string ``w`` becomes an
   interval);
-- an unaliased projection holding a JSON operator or function is named as Logfire names it: its text with one
-  space around each JSON operator and any other run of whitespace or comments as one space
-  (``attributes ->> 'http.route'``).
+- an unaliased projection holding a JSON operator or function is given a name. A chain of JSON operators alone
+  is named as Logfire's planner names it: ``<left> <op> <right>``, where a column is its bare name (lower-cased
+  unless quoted, no table qualifier), a string key ``'k'`` and an integer its digits (``attributes ->> 'http.route'``,
+  ``attributes -> 'user' ->> 'plan'``). Anything else (a call, a cast, a mix of operators) is named by its own
+  text with one space around each JSON operator and any other run of whitespace or comments as one space
+  (a choice: Logfire's name for those is unverified).
 
 Operands are found with PostgreSQL's precedence, tightest first: ``.``, ``::`` and ``[]`` (postfix), unary
 ``+``/``-``, ``AT TIME ZONE``, ``^``, ``* / %``, ``+ -``; then every other operator (``->``, ``->>``, ``?``,
@@ -161,7 +168,7 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _INTEGER = re.compile(r"\d+")
 _GETTERS = {
     **dict.fromkeys(["numeric", "decimal", "float", "float4", "float8", "double", "real"], "json_get_float"),
-    **dict.fromkeys(["int", "integer", "bigint", "smallint", "int2", "int4", "int8"], "json_get_int"),
+    **dict.fromkeys(["int", "integer", "bigint", "int4", "int8"], "json_get_int"),
     **dict.fromkeys(["text", "varchar", "string", "char", "character"], "json_get_str"),
     **dict.fromkeys(["bool", "boolean"], "json_get_bool"),
 }
@@ -376,6 +383,33 @@ class _Lookup:
         return f"{function or self.function}({self.base}, {_path_sql(self.keys)})"
 
 
+_UNNESTED = {
+    "json_get",
+    "json_as_text",
+    "json_get_bool",
+    "json_get_float",
+    "json_get_int",
+    "json_get_json",
+    "json_get_str",
+}
+
+
+def _extend(value: _Lookup | str, function: str, keys: list[Key]) -> _Lookup:
+    """``function`` applied to ``value`` along ``keys``: one path lookup wherever Logfire's plan is one.
+
+    Logfire's optimizer merges ``json_get``/``json_as_text`` into an outer ``json_get*``/``json_as_text`` when
+    every key is a literal. ``json_get`` returns a JSON union, and a lookup into a union only ever reads its
+    object or array member, so merging a ``->`` into any outer lookup (``?``, ``json_length``, column keys too)
+    gives the same answer; ``->>`` returns text, which an unmerged outer lookup parses again.
+    """
+    if not isinstance(value, _Lookup):
+        return _Lookup(function, value, keys)
+    literal = all(is_literal for is_literal, _ in [*value.keys, *keys])
+    if value.function == "json_get" or (value.function == "json_as_text" and function in _UNNESTED and literal):
+        return _Lookup(function, value.base, [*value.keys, *keys])
+    return _Lookup(function, value.sql(), keys)
+
+
 def _arguments(group: Group) -> list[tuple[int, int]]:
     """The spans of a call's comma-separated arguments (none for ``f()``)."""
     spans, start = [], 0
@@ -447,18 +481,18 @@ class _Splicer:
         return edits
 
     def lookup(self, items: list[Item], lo: int, hi: int) -> _Lookup | None:
-        """The ``->`` lookup that ``items[lo:hi]`` is, when it is one (a chain, or a ``json_get`` call)."""
+        """The JSON lookup that ``items[lo:hi]`` is, when it is one (an operator chain or a JSON function call)."""
         item = items[lo]
         if hi - lo == 1 and _group(item):
             assert isinstance(item, Group)
             return self.lookup(item.items, 0, len(item.items)) if item.items else None
-        if hi - lo == 2 and _upper(item).lower() == "json_get" and _group(items[lo + 1]):
+        if hi - lo == 2 and _upper(item).lower() in _JSON_FUNCTIONS and _group(items[lo + 1]):
             return self.call(items, lo)
         run = _run(items, lo, hi)
         if run is None or run.end != hi or not run.operators:
             return None
         folded = self.fold_lookup(items, run)
-        return folded if isinstance(folded, _Lookup) and folded.function == "json_get" else None
+        return folded if isinstance(folded, _Lookup) else None
 
     def key(self, items: list[Item], lo: int, hi: int) -> Key:
         item = items[lo]
@@ -480,11 +514,8 @@ class _Splicer:
                 current = value.sql() if isinstance(value, _Lookup) else value
                 gap = self.sql[items[operator[0] - 1].end + 1 : items[start].start]
                 value = current + gap + self.render(items, start, end)
-            elif isinstance(value, _Lookup) and value.function == "json_get":
-                value = _Lookup(function, value.base, [*value.keys, self.key(items, start, end)])
             else:
-                base = value.sql() if isinstance(value, _Lookup) else value
-                value = _Lookup(function, base, [self.key(items, start, end)])
+                value = _extend(value, function, [self.key(items, start, end)])
         return value
 
     def fold(self, items: list[Item], run: _Run) -> str:
@@ -499,15 +530,15 @@ class _Splicer:
         if not spans:
             return None
         keys = [self.key(group.items, start, end) for start, end in spans[1:]]
-        return _Lookup(items[index].text, self.render(group.items, *spans[0]), keys)
+        base = self.lookup(group.items, *spans[0]) or self.render(group.items, *spans[0])
+        return _extend(base, items[index].text.lower(), keys)
 
     def typed(self, lookup: _Lookup | None, type_text: str) -> str | None:
         """``lookup`` cast to ``type_text`` as the typed getter Logfire plans it to, if there is one."""
         getter = _GETTERS.get(re.split(r"[\s(\[]", type_text.strip(), maxsplit=1)[0].lower())
-        if lookup is None or getter is None:
+        if lookup is None or lookup.function != "json_get" or getter is None:
             return None
-        text = lookup.sql(getter)
-        return f"CAST({text} AS {type_text})" if getter == "json_get_int" else text
+        return lookup.sql(getter)
 
     def term_edits(self, items: list[Item], lo: int, hi: int) -> list[Edit]:
         """Edits for one term: the special calls and casts, else whatever is nested in it."""
@@ -620,7 +651,7 @@ class _Splicer:
             first = start
             for stop in [*(i for i in range(start, end) if _token(items[i], _T.COMMA)), end]:
                 if first < stop and self.unaliased(items, first, stop) and _has_json(items[first:stop]):
-                    name = self.display(items[first:stop]).replace('"', '""')
+                    name = (self.planned_name(items, first, stop) or self.display(items[first:stop])).replace('"', '""')
                     edits.append(Edit(items[stop - 1].end + 1, items[stop - 1].end + 1, f' AS "{name}"'))
                 first = stop + 1
         return edits
@@ -634,6 +665,21 @@ class _Splicer:
             return True
         return _is_operator(before) or (_upper(before) in _RESERVED and _upper(before) != "END")
 
+    def planned_name(self, items: list[Item], lo: int, hi: int) -> str | None:
+        """The name Logfire's planner gives a chain of JSON operators, or None if ``items[lo:hi]`` is not one."""
+        run = _run(items, lo, hi)
+        if run is None or run.end != hi or not run.operators:
+            return None
+        if not all(_json_operator(items, operator) for operator in run.operators):
+            return None
+        names = [_operand_name(items, start, end) for start, end in run.operands]
+        if any(name is None for name in names):
+            return None
+        parts = [names[0]]
+        for (operator, _), name in zip(run.operators, names[1:], strict=True):
+            parts += [self.sql[items[operator].start : items[operator].end + 1], name]
+        return " ".join(p for p in parts if p is not None)
+
     def display(self, items: list[Item]) -> str:
         tokens = _flat(items)
         parts = [self.sql[tokens[0].start : tokens[0].end + 1]]
@@ -643,6 +689,26 @@ class _Splicer:
             parts.append(" " if operator or token.start > previous.end + 1 else "")
             parts.append(self.sql[token.start : token.end + 1])
         return "".join(parts)
+
+
+def _operand_name(items: list[Item], lo: int, hi: int) -> str | None:
+    """How Logfire's planner names an operand of a JSON operator: a column, a string or an integer."""
+    item = items[lo]
+    if hi - lo == 1 and isinstance(item, Token) and item.token_type == _T.STRING:
+        return f"'{item.text}'"
+    if hi - lo == 1 and isinstance(item, Token) and item.token_type == _T.NUMBER and _INTEGER.fullmatch(item.text):
+        return item.text
+    names, dots = items[lo:hi:2], items[lo + 1 : hi : 2]
+    if (hi - lo) % 2 == 0 or not all(_is_name(n) for n in names) or not all(_token(d, _T.DOT) for d in dots):
+        return None
+    last = items[hi - 1]
+    assert isinstance(last, Token)
+    return _unquote(last)
+
+
+def _unquote(token: Token) -> str:
+    """A column's name as DataFusion resolves it: quoted as written, unquoted lower-cased."""
+    return token.text if token.token_type == _T.IDENTIFIER else token.text.lower()
 
 
 def _has_json(items: list[Item]) -> bool:

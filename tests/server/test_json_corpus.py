@@ -1,0 +1,291 @@
+"""Logfire's JSON operators and functions in every position, against a reference written from their documentation.
+
+The reference (``_find`` and the ``_as_*`` conversions) is ``json.loads`` plus the rules written down in
+:mod:`logfire_io.server.udfs` (from ``datafusion-functions-json``): it shares no code with the server. Each
+expression runs in a projection, a WHERE, a CASE, a function argument, ORDER BY and (where its values are exact)
+GROUP BY, over the documents of :mod:`tests.server.corpus_data`, through the real server over loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pyarrow as pa
+import pytest
+
+from logfire_io.server import LocalLogfire
+from tests.server.corpus_data import DOCUMENTS, KEYS, corpus_records
+
+ARROW = "application/vnd.apache.arrow.stream"
+MISSING = object()
+ROWS = range(len(DOCUMENTS))
+
+
+def _find(text: str | None, steps: tuple[Any, ...]) -> Any:
+    """The value at ``steps`` in the JSON ``text``: keys on objects, integers (or integer text) on arrays."""
+    if text is None:
+        return MISSING
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return MISSING
+    for step in steps:
+        if step is MISSING:
+            return MISSING
+        if isinstance(value, dict) and isinstance(step, str):
+            if step not in value:
+                return MISSING
+            value = value[step]
+        elif isinstance(value, list) and (isinstance(step, int) or re.fullmatch(r"[+-]?\d+", step)):
+            index = int(step)
+            if not -len(value) <= index < len(value):
+                return MISSING
+            value = value[index]
+        else:
+            return MISSING
+    return value
+
+
+def _text(value: Any) -> Any:
+    """``->>``: a string as itself, JSON null or nothing as None, anything else as its JSON value (compared parsed)."""
+    return None if value is MISSING or value is None else value
+
+
+def _typed(check: Callable[[Any], bool], convert: Callable[[Any], Any] = lambda v: v) -> Callable[[Any], Any]:
+    return lambda v: convert(v) if v is not MISSING and check(v) else None
+
+
+_as_str = _typed(lambda v: isinstance(v, str))
+_as_int = _typed(lambda v: isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63)
+_as_float = _typed(lambda v: isinstance(v, int | float) and not isinstance(v, bool), float)
+_as_bool = _typed(lambda v: isinstance(v, bool))
+_as_length = _typed(lambda v: isinstance(v, dict | list), len)
+_as_keys = _typed(lambda v: isinstance(v, dict), list)
+
+
+def _as_json(value: Any) -> Any:
+    return MISSING if value is MISSING else value
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Expr:
+    """A JSON expression, the Arrow type it has, and its reference value for row ``i``."""
+
+    sql: str
+    kind: str
+    """``text`` (string, non-strings compared as parsed JSON), ``json`` (JSON text), or an exact value kind."""
+    type_: pa.DataType
+    expected: Callable[[int], Any]
+
+    def exact(self) -> bool:
+        """Whether every reference value is the literal result (no JSON text to compare parsed)."""
+        values = [self.expected(i) for i in ROWS]
+        if self.kind == "text":
+            return all(v is None or isinstance(v, str) for v in values)
+        return self.kind != "json" and all(not isinstance(v, dict | list) for v in values)
+
+
+def at(*steps: Any, convert: Callable[[Any], Any] = _text) -> Callable[[int], Any]:
+    return lambda i: convert(_find(DOCUMENTS[i], steps))
+
+
+def _reparsed(key: str, *steps: Any, convert: Callable[[Any], Any] = _text) -> Callable[[int], Any]:
+    """A lookup into the text ``->>`` gave (when Logfire does not merge the two into one path)."""
+
+    def expected(i: int) -> Any:
+        inner = _text(_find(DOCUMENTS[i], (key,)))
+        text = inner if isinstance(inner, str) or inner is None else json.dumps(inner)
+        return convert(_find(text, steps))
+
+    return expected
+
+
+def _contains(*steps: Any) -> Callable[[int], Any]:
+    return lambda i: _find(DOCUMENTS[i], steps) is not MISSING
+
+
+def _then(inner: Callable[[int], Any], outer: Callable[[Any], Any]) -> Callable[[int], Any]:
+    return lambda i: None if inner(i) is None else outer(inner(i))
+
+
+S, I64, F64, B, U64 = pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.uint64()
+EXPRESSIONS = [
+    Expr("attributes->>'s'", "text", S, at("s")),
+    Expr("attributes->'s'", "text", S, at("s")),
+    Expr("attributes ->> 'n'", "text", S, at("n")),
+    Expr("attributes->>'f'", "text", S, at("f")),
+    Expr("attributes->>'t'", "text", S, at("t")),
+    Expr("attributes->>'nul'", "text", S, at("nul")),
+    Expr("attributes->>'big'", "text", S, at("big")),
+    Expr("attributes->'o'->>'a'", "text", S, at("o", "a")),
+    Expr("attributes->'o'->'b'->>0", "text", S, at("o", "b", 0)),
+    Expr("attributes->'o'->'b'->>-1", "text", S, at("o", "b", -1)),
+    Expr("attributes->'arr'->>'1'", "text", S, at("arr", "1")),
+    Expr("attributes->'arr'->'0'", "text", S, at("arr", "0")),
+    Expr("attributes->'o'", "text", S, at("o")),
+    Expr("attributes->'arr'->1", "text", S, at("arr", 1)),
+    Expr("attributes->'js'->>'x'", "text", S, at("js", "x")),
+    Expr("attributes->>'js'->>'x'", "text", S, at("js", "x")),
+    Expr("json_length(attributes->>'js')", "int", U64, _reparsed("js", convert=_as_length)),
+    Expr("json_length(attributes->'js')", "int", U64, at("js", convert=_as_length)),
+    Expr("attributes->>'o' ? 'a'", "bool", B, _reparsed("o", "a", convert=lambda v: v is not MISSING)),
+    Expr("attributes->>'o'->>span_name", "text", S, lambda i: _reparsed("o", KEYS[i])(i)),
+    Expr("attributes->>span_name", "text", S, lambda i: _text(_find(DOCUMENTS[i], (KEYS[i],)))),
+    Expr("attributes->(span_name)->>0", "text", S, lambda i: _text(_find(DOCUMENTS[i], (KEYS[i], 0)))),
+    Expr("attributes->'k.with.dots'->'deep'->0->>'z'", "text", S, at("k.with.dots", "deep", 0, "z")),
+    Expr("attributes->>'quote''s'", "text", S, at("quote's")),
+    Expr("attributes->>'ünï'", "text", S, at("ünï")),
+    Expr("attributes->>'s' || '!'", "text", S, _then(at("s", convert=_as_str), lambda v: v + "!")),
+    Expr("'<' || attributes->>'s'", "text", S, lambda i: None),  # ('<' || attributes)->>'s' is never JSON
+    Expr("upper(attributes->>'s')", "text", S, _then(at("s", convert=_as_str), str.upper)),
+    Expr("length(attributes->'o'->>'a')", "int", pa.int32(), _then(at("o", "a", convert=_as_str), len)),
+    Expr("coalesce(attributes->'http.route', 'n/a')", "text", S, lambda i: "n/a"),
+    Expr("coalesce(attributes->>'s', 'n/a')", "text", S, lambda i: at("s")(i) if at("s")(i) is not None else "n/a"),
+    Expr("attributes ? 's'", "bool", B, _contains("s")),
+    Expr("attributes ? 'nul'", "bool", B, _contains("nul")),
+    Expr("attributes->'o' ? 'a'", "bool", B, _contains("o", "a")),
+    Expr("json_get_str(attributes, 'o', 'a')", "str", S, at("o", "a", convert=_as_str)),
+    Expr("json_get_str(attributes, span_name)", "str", S, lambda i: _as_str(_find(DOCUMENTS[i], (KEYS[i],)))),
+    Expr("json_get_int(attributes, 'n')", "int", I64, at("n", convert=_as_int)),
+    Expr("json_get_int(attributes, 'f')", "int", I64, at("f", convert=_as_int)),
+    Expr("json_get_float(attributes, 'n')", "float", F64, at("n", convert=_as_float)),
+    Expr("json_get_float(attributes, 'f')", "float", F64, at("f", convert=_as_float)),
+    Expr("json_get_bool(attributes, 't')", "bool", B, at("t", convert=_as_bool)),
+    Expr("json_get_json(attributes, 'o')", "json", S, at("o", convert=_as_json)),
+    Expr("json_get_json(attributes, 'nul')", "json", S, at("nul", convert=_as_json)),
+    Expr("json_length(attributes)", "int", U64, at(convert=_as_length)),
+    Expr("json_length(attributes, 'arr')", "int", U64, at("arr", convert=_as_length)),
+    Expr("json_length(attributes->'o'->'b')", "int", U64, at("o", "b", convert=_as_length)),
+    Expr("json_keys(attributes, 'o')", "keys", pa.list_(S), at("o", convert=_as_keys)),
+    Expr("json_object_keys(attributes)", "keys", pa.list_(S), at(convert=_as_keys)),
+    Expr("json_as_text(attributes, 'arr', 0)", "text", S, at("arr", 0)),
+    Expr("json_contains(attributes, 'o', 'b')", "bool", B, _contains("o", "b")),
+    Expr("json_get(attributes, 'arr', -1)", "text", S, at("arr", -1)),
+    Expr("(attributes->'n')::int", "int", I64, at("n", convert=_as_int)),
+    Expr("(attributes -> 'f')::numeric", "float", F64, at("f", convert=_as_float)),
+    Expr("(attributes->'s')::text", "str", S, at("s", convert=_as_str)),
+    Expr("CAST(attributes->'t' AS boolean)", "bool", B, at("t", convert=_as_bool)),
+    Expr("(attributes->'o'->'b'->0)::bigint", "int", I64, at("o", "b", 0, convert=_as_int)),
+]
+
+
+def _matches(kind: str, result: Any, expected: Any) -> bool:
+    if kind == "json":
+        return (result is None) if expected is MISSING else _canonical(json.loads(result)) == _canonical(expected)
+    if kind == "text" and expected is not None and not isinstance(expected, str):
+        return result is not None and _canonical(json.loads(result)) == _canonical(expected)
+    return result == expected and type(result) is type(expected)
+
+
+def _present(kind: str, expected: Any) -> bool:
+    return expected is not MISSING if kind == "json" else expected is not None
+
+
+def _sort_key(value: Any) -> Any:
+    return (value is not None, value)
+
+
+@pytest.fixture(scope="module")
+def json_http() -> Iterator[httpx.Client]:
+    with (
+        LocalLogfire(records=corpus_records(), workers=1) as srv,
+        httpx.Client(base_url=srv.base_url, headers={"authorization": srv.read_token}, timeout=60) as client,
+    ):
+        yield client
+
+
+def _query(http: httpx.Client, sql: str) -> pa.Table:
+    body = {"sql": sql, "min_timestamp": "2020-01-01T00:00:00Z", "limit": 10_000}
+    response = http.post("/v2/query", json=body, headers={"accept": ARROW})
+    assert response.status_code == 200, f"{sql}\n{response.text}"
+    return pa.ipc.open_stream(response.content).read_all()
+
+
+def _by_row(table: pa.Table) -> dict[int, Any]:
+    return dict(zip(map(int, table.column("message").to_pylist()), table.column("v").to_pylist(), strict=True))
+
+
+def check_projection(http: httpx.Client, e: Expr) -> None:
+    table = _query(http, f"SELECT message, {e.sql} AS v FROM records")
+    assert table.schema.field("v").type == e.type_
+    got = _by_row(table)
+    for i in ROWS:
+        assert _matches(e.kind, got[i], e.expected(i)), (i, DOCUMENTS[i], got[i], e.expected(i))
+
+
+def check_where(http: httpx.Client, e: Expr) -> None:
+    condition = f"{e.sql}" if e.kind == "bool" else f"{e.sql} IS NOT NULL"
+    table = _query(http, f"SELECT message FROM records WHERE {condition} AND level >= 0")
+    wanted = {i for i in ROWS if (e.expected(i) is True if e.kind == "bool" else _present(e.kind, e.expected(i)))}
+    assert set(map(int, table.column("message").to_pylist())) == wanted
+
+
+def check_case(http: httpx.Client, e: Expr) -> None:
+    got = _by_row(
+        _query(http, f"SELECT message, CASE WHEN {e.sql} IS NULL THEN 'null' ELSE 'set' END AS v FROM records")
+    )
+    assert got == {i: "set" if _present(e.kind, e.expected(i)) else "null" for i in ROWS}
+
+
+def check_argument(http: httpx.Client, e: Expr) -> None:
+    table = _query(http, f"SELECT count({e.sql}) AS n, count(DISTINCT {e.sql}) AS d FROM records")
+    assert table.column("n").to_pylist() == [sum(_present(e.kind, e.expected(i)) for i in ROWS)]
+
+
+def check_order(http: httpx.Client, e: Expr) -> None:
+    table = _query(http, f"SELECT message, {e.sql} AS v FROM records ORDER BY {e.sql} NULLS FIRST, message")
+    order = [int(m) for m in table.column("message").to_pylist()]
+    assert order == sorted(ROWS, key=lambda i: (_sort_key(e.expected(i)), str(i)))
+
+
+def check_group(http: httpx.Client, e: Expr) -> None:
+    table = _query(http, f"SELECT {e.sql}, count(*) AS n FROM records GROUP BY {e.sql}")
+    got = Counter(dict(zip(table.column(0).to_pylist(), table.column("n").to_pylist(), strict=True)))
+    assert got == Counter(e.expected(i) for i in ROWS)
+
+
+POSITIONS: dict[str, tuple[Callable[[httpx.Client, Expr], None], Callable[[Expr], bool]]] = {
+    "select": (check_projection, lambda e: True),
+    "where": (check_where, lambda e: True),
+    "case": (check_case, lambda e: e.kind != "keys"),
+    "argument": (check_argument, lambda e: e.kind != "keys"),
+    "order": (check_order, lambda e: e.exact() and e.kind in ("str", "int", "float", "bool", "text")),
+    "group": (check_group, lambda e: e.exact() and e.kind != "keys"),
+}
+CASES = [(name, e) for e in EXPRESSIONS for name, (_, applies) in POSITIONS.items() if applies(e)]
+
+
+def test_corpus_is_large_and_covers_every_position() -> None:
+    assert len(CASES) >= 100
+    assert {name for name, _ in CASES} == set(POSITIONS)
+
+
+@pytest.mark.parametrize(("position", "e"), CASES, ids=[f"{p}:{e.sql}" for p, e in CASES])
+def test_json_expression(json_http: httpx.Client, position: str, e: Expr) -> None:
+    POSITIONS[position][0](json_http, e)
+
+
+def test_reference_agrees_with_hand_values() -> None:
+    """The reference itself, on values read off the documents by hand."""
+    assert at("o", "b", -1)(0) == 30
+    assert at("arr", "1")(0) == "two"
+    assert at("arr", "0")(5) == "zero"
+    assert at("js", "x")(2) is None
+    assert _reparsed("js", "x")(2) == 1
+    assert _reparsed("js", convert=_as_length)(11) == 2
+    assert at("n", convert=_as_int)(4) == 2**63 - 1
+    assert at("big", convert=_as_int)(2) is None
+    assert at("n", convert=_as_int)(2) is None  # 1.0 is not an integer
+    assert at("f", convert=_as_float)(1) == 2.0
+    assert _contains("nul")(1) is True
+    assert _contains("s")(9) is False  # a NULL document contains nothing
