@@ -1,6 +1,6 @@
 """Logfire's JSON operators and functions in every position, against a reference written from their documentation.
 
-The reference (``_find`` and the ``_as_*`` conversions) is ``json.loads`` plus the rules written down in
+The reference (``find`` and the ``_as_*`` conversions) is ``json.loads`` plus the rules written down in
 :mod:`logfire_io.server.udfs` (from ``datafusion-functions-json``): it shares no code with the server. Each
 expression runs in a projection, a WHERE, a CASE, a function argument, ORDER BY and (where its values are exact)
 GROUP BY, over the documents of :mod:`tests.server.corpus_data`, through the real server over loopback.
@@ -9,7 +9,6 @@ GROUP BY, over the documents of :mod:`tests.server.corpus_data`, through the rea
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,60 +20,22 @@ import pytest
 
 from logfire_io.server import LocalLogfire
 from tests.server.corpus_data import DOCUMENTS, KEYS, corpus_records
+from tests.server.json_reference import (
+    MISSING,
+    as_bool,
+    as_float,
+    as_int,
+    as_json,
+    as_keys,
+    as_length,
+    as_str,
+    as_text,
+    find,
+    matches,
+)
 
 ARROW = "application/vnd.apache.arrow.stream"
-MISSING = object()
 ROWS = range(len(DOCUMENTS))
-
-
-def _find(text: str | None, steps: tuple[Any, ...]) -> Any:
-    """The value at ``steps`` in the JSON ``text``: keys on objects, integers (or integer text) on arrays."""
-    if text is None:
-        return MISSING
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return MISSING
-    for step in steps:
-        if step is MISSING:
-            return MISSING
-        if isinstance(value, dict) and isinstance(step, str):
-            if step not in value:
-                return MISSING
-            value = value[step]
-        elif isinstance(value, list) and (isinstance(step, int) or re.fullmatch(r"[+-]?\d+", step)):
-            index = int(step)
-            if not -len(value) <= index < len(value):
-                return MISSING
-            value = value[index]
-        else:
-            return MISSING
-    return value
-
-
-def _text(value: Any) -> Any:
-    """``->>``: a string as itself, JSON null or nothing as None, anything else as its JSON value (compared parsed)."""
-    return None if value is MISSING or value is None else value
-
-
-def _typed(check: Callable[[Any], bool], convert: Callable[[Any], Any] = lambda v: v) -> Callable[[Any], Any]:
-    return lambda v: convert(v) if v is not MISSING and check(v) else None
-
-
-_as_str = _typed(lambda v: isinstance(v, str))
-_as_int = _typed(lambda v: isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63)
-_as_float = _typed(lambda v: isinstance(v, int | float) and not isinstance(v, bool), float)
-_as_bool = _typed(lambda v: isinstance(v, bool))
-_as_length = _typed(lambda v: isinstance(v, dict | list), len)
-_as_keys = _typed(lambda v: isinstance(v, dict), list)
-
-
-def _as_json(value: Any) -> Any:
-    return MISSING if value is MISSING else value
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -95,23 +56,23 @@ class Expr:
         return self.kind != "json" and all(not isinstance(v, dict | list) for v in values)
 
 
-def at(*steps: Any, convert: Callable[[Any], Any] = _text) -> Callable[[int], Any]:
-    return lambda i: convert(_find(DOCUMENTS[i], steps))
+def at(*steps: Any, convert: Callable[[Any], Any] = as_text) -> Callable[[int], Any]:
+    return lambda i: convert(find(DOCUMENTS[i], steps))
 
 
-def _reparsed(key: str, *steps: Any, convert: Callable[[Any], Any] = _text) -> Callable[[int], Any]:
+def _reparsed(key: str, *steps: Any, convert: Callable[[Any], Any] = as_text) -> Callable[[int], Any]:
     """A lookup into the text ``->>`` gave (when Logfire does not merge the two into one path)."""
 
     def expected(i: int) -> Any:
-        inner = _text(_find(DOCUMENTS[i], (key,)))
+        inner = as_text(find(DOCUMENTS[i], (key,)))
         text = inner if isinstance(inner, str) or inner is None else json.dumps(inner)
-        return convert(_find(text, steps))
+        return convert(find(text, steps))
 
     return expected
 
 
 def _contains(*steps: Any) -> Callable[[int], Any]:
-    return lambda i: _find(DOCUMENTS[i], steps) is not MISSING
+    return lambda i: find(DOCUMENTS[i], steps) is not MISSING
 
 
 def _then(inner: Callable[[int], Any], outer: Callable[[Any], Any]) -> Callable[[int], Any]:
@@ -136,55 +97,47 @@ EXPRESSIONS = [
     Expr("attributes->'arr'->1", "text", S, at("arr", 1)),
     Expr("attributes->'js'->>'x'", "text", S, at("js", "x")),
     Expr("attributes->>'js'->>'x'", "text", S, at("js", "x")),
-    Expr("json_length(attributes->>'js')", "int", U64, _reparsed("js", convert=_as_length)),
-    Expr("json_length(attributes->'js')", "int", U64, at("js", convert=_as_length)),
+    Expr("json_length(attributes->>'js')", "int", U64, _reparsed("js", convert=as_length)),
+    Expr("json_length(attributes->'js')", "int", U64, at("js", convert=as_length)),
     Expr("attributes->>'o' ? 'a'", "bool", B, _reparsed("o", "a", convert=lambda v: v is not MISSING)),
     Expr("attributes->>'o'->>span_name", "text", S, lambda i: _reparsed("o", KEYS[i])(i)),
-    Expr("attributes->>span_name", "text", S, lambda i: _text(_find(DOCUMENTS[i], (KEYS[i],)))),
-    Expr("attributes->(span_name)->>0", "text", S, lambda i: _text(_find(DOCUMENTS[i], (KEYS[i], 0)))),
+    Expr("attributes->>span_name", "text", S, lambda i: as_text(find(DOCUMENTS[i], (KEYS[i],)))),
+    Expr("attributes->(span_name)->>0", "text", S, lambda i: as_text(find(DOCUMENTS[i], (KEYS[i], 0)))),
     Expr("attributes->'k.with.dots'->'deep'->0->>'z'", "text", S, at("k.with.dots", "deep", 0, "z")),
     Expr("attributes->>'quote''s'", "text", S, at("quote's")),
     Expr("attributes->>'ünï'", "text", S, at("ünï")),
-    Expr("attributes->>'s' || '!'", "text", S, _then(at("s", convert=_as_str), lambda v: v + "!")),
+    Expr("attributes->>'s' || '!'", "text", S, _then(at("s", convert=as_str), lambda v: v + "!")),
     Expr("'<' || attributes->>'s'", "text", S, lambda i: None),  # ('<' || attributes)->>'s' is never JSON
-    Expr("upper(attributes->>'s')", "text", S, _then(at("s", convert=_as_str), str.upper)),
-    Expr("length(attributes->'o'->>'a')", "int", pa.int32(), _then(at("o", "a", convert=_as_str), len)),
+    Expr("upper(attributes->>'s')", "text", S, _then(at("s", convert=as_str), str.upper)),
+    Expr("length(attributes->'o'->>'a')", "int", pa.int32(), _then(at("o", "a", convert=as_str), len)),
     Expr("coalesce(attributes->'http.route', 'n/a')", "text", S, lambda i: "n/a"),
     Expr("coalesce(attributes->>'s', 'n/a')", "text", S, lambda i: at("s")(i) if at("s")(i) is not None else "n/a"),
     Expr("attributes ? 's'", "bool", B, _contains("s")),
     Expr("attributes ? 'nul'", "bool", B, _contains("nul")),
     Expr("attributes->'o' ? 'a'", "bool", B, _contains("o", "a")),
-    Expr("json_get_str(attributes, 'o', 'a')", "str", S, at("o", "a", convert=_as_str)),
-    Expr("json_get_str(attributes, span_name)", "str", S, lambda i: _as_str(_find(DOCUMENTS[i], (KEYS[i],)))),
-    Expr("json_get_int(attributes, 'n')", "int", I64, at("n", convert=_as_int)),
-    Expr("json_get_int(attributes, 'f')", "int", I64, at("f", convert=_as_int)),
-    Expr("json_get_float(attributes, 'n')", "float", F64, at("n", convert=_as_float)),
-    Expr("json_get_float(attributes, 'f')", "float", F64, at("f", convert=_as_float)),
-    Expr("json_get_bool(attributes, 't')", "bool", B, at("t", convert=_as_bool)),
-    Expr("json_get_json(attributes, 'o')", "json", S, at("o", convert=_as_json)),
-    Expr("json_get_json(attributes, 'nul')", "json", S, at("nul", convert=_as_json)),
-    Expr("json_length(attributes)", "int", U64, at(convert=_as_length)),
-    Expr("json_length(attributes, 'arr')", "int", U64, at("arr", convert=_as_length)),
-    Expr("json_length(attributes->'o'->'b')", "int", U64, at("o", "b", convert=_as_length)),
-    Expr("json_keys(attributes, 'o')", "keys", pa.list_(S), at("o", convert=_as_keys)),
-    Expr("json_object_keys(attributes)", "keys", pa.list_(S), at(convert=_as_keys)),
+    Expr("json_get_str(attributes, 'o', 'a')", "str", S, at("o", "a", convert=as_str)),
+    Expr("json_get_str(attributes, span_name)", "str", S, lambda i: as_str(find(DOCUMENTS[i], (KEYS[i],)))),
+    Expr("json_get_int(attributes, 'n')", "int", I64, at("n", convert=as_int)),
+    Expr("json_get_int(attributes, 'f')", "int", I64, at("f", convert=as_int)),
+    Expr("json_get_float(attributes, 'n')", "float", F64, at("n", convert=as_float)),
+    Expr("json_get_float(attributes, 'f')", "float", F64, at("f", convert=as_float)),
+    Expr("json_get_bool(attributes, 't')", "bool", B, at("t", convert=as_bool)),
+    Expr("json_get_json(attributes, 'o')", "json", S, at("o", convert=as_json)),
+    Expr("json_get_json(attributes, 'nul')", "json", S, at("nul", convert=as_json)),
+    Expr("json_length(attributes)", "int", U64, at(convert=as_length)),
+    Expr("json_length(attributes, 'arr')", "int", U64, at("arr", convert=as_length)),
+    Expr("json_length(attributes->'o'->'b')", "int", U64, at("o", "b", convert=as_length)),
+    Expr("json_keys(attributes, 'o')", "keys", pa.list_(S), at("o", convert=as_keys)),
+    Expr("json_object_keys(attributes)", "keys", pa.list_(S), at(convert=as_keys)),
     Expr("json_as_text(attributes, 'arr', 0)", "text", S, at("arr", 0)),
     Expr("json_contains(attributes, 'o', 'b')", "bool", B, _contains("o", "b")),
     Expr("json_get(attributes, 'arr', -1)", "text", S, at("arr", -1)),
-    Expr("(attributes->'n')::int", "int", I64, at("n", convert=_as_int)),
-    Expr("(attributes -> 'f')::numeric", "float", F64, at("f", convert=_as_float)),
-    Expr("(attributes->'s')::text", "str", S, at("s", convert=_as_str)),
-    Expr("CAST(attributes->'t' AS boolean)", "bool", B, at("t", convert=_as_bool)),
-    Expr("(attributes->'o'->'b'->0)::bigint", "int", I64, at("o", "b", 0, convert=_as_int)),
+    Expr("(attributes->'n')::int", "int", I64, at("n", convert=as_int)),
+    Expr("(attributes -> 'f')::numeric", "float", F64, at("f", convert=as_float)),
+    Expr("(attributes->'s')::text", "str", S, at("s", convert=as_str)),
+    Expr("CAST(attributes->'t' AS boolean)", "bool", B, at("t", convert=as_bool)),
+    Expr("(attributes->'o'->'b'->0)::bigint", "int", I64, at("o", "b", 0, convert=as_int)),
 ]
-
-
-def _matches(kind: str, result: Any, expected: Any) -> bool:
-    if kind == "json":
-        return (result is None) if expected is MISSING else _canonical(json.loads(result)) == _canonical(expected)
-    if kind == "text" and expected is not None and not isinstance(expected, str):
-        return result is not None and _canonical(json.loads(result)) == _canonical(expected)
-    return result == expected and type(result) is type(expected)
 
 
 def _present(kind: str, expected: Any) -> bool:
@@ -220,7 +173,7 @@ def check_projection(http: httpx.Client, e: Expr) -> None:
     assert table.schema.field("v").type == e.type_
     got = _by_row(table)
     for i in ROWS:
-        assert _matches(e.kind, got[i], e.expected(i)), (i, DOCUMENTS[i], got[i], e.expected(i))
+        assert matches(e.kind, got[i], e.expected(i)), (i, DOCUMENTS[i], got[i], e.expected(i))
 
 
 def check_where(http: httpx.Client, e: Expr) -> None:
@@ -282,10 +235,10 @@ def test_reference_agrees_with_hand_values() -> None:
     assert at("arr", "0")(5) == "zero"
     assert at("js", "x")(2) is None
     assert _reparsed("js", "x")(2) == 1
-    assert _reparsed("js", convert=_as_length)(11) == 2
-    assert at("n", convert=_as_int)(4) == 2**63 - 1
-    assert at("big", convert=_as_int)(2) is None
-    assert at("n", convert=_as_int)(2) is None  # 1.0 is not an integer
-    assert at("f", convert=_as_float)(1) == 2.0
+    assert _reparsed("js", convert=as_length)(11) == 2
+    assert at("n", convert=as_int)(4) == 2**63 - 1
+    assert at("big", convert=as_int)(2) is None
+    assert at("n", convert=as_int)(2) is None  # 1.0 is not an integer
+    assert at("f", convert=as_float)(1) == 2.0
     assert _contains("nul")(1) is True
     assert _contains("s")(9) is False  # a NULL document contains nothing

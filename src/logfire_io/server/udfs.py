@@ -27,8 +27,9 @@ Semantics, from ``datafusion-functions-json``'s sources (``src/common.rs``, ``js
   planner does), so a string value holding JSON is never parsed again; ``x->>'a'->>'b'`` parses the text.
 
 Unverified (Logfire's version of the crate is unknown): negative indices and string keys used as indices
-(recent versions only); a document that is invalid after the value found (jiter reads lazily and may find
-it; here it is NULL); duplicate member names in ``json_length``/``json_keys`` (counted once here).
+(recent versions only); a document with a syntax error after the value (jiter reads lazily and may find it;
+here an invalid document has no values, as polars' JSONPath also answers); duplicate member names in
+``json_length``/``json_keys`` (counted once here).
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def _locate(text: str | None, path: Path | None) -> str | None:
     if text is None or path is None:
         return None
     try:
+        _DECODER.decode(text)  # an invalid document has no values, whichever path reaches them first
         position = _skip(text, 0)
         for step in path:
             head = text[position]
@@ -246,7 +248,8 @@ def _json_function(name: str) -> Callable[[pa.Array, pa.Array], pa.Array]:
         constant = paths[distinct[0].as_py()] if len(distinct) == 1 else None
         fast = None
         if constant is not None and len(constant) == 1 and isinstance(key := constant[0], str):
-            fast = _fast(name, pl.Series(texts), key) if _FAST_KEY.match(key) else None
+            # A key spelling an integer also indexes arrays, which the member search below does not see.
+            fast = _fast(name, pl.Series(texts), key) if _FAST_KEY.match(key) and not _INDEX.fullmatch(key) else None
         if fast is None:
             pairs = zip(texts.to_pylist(), path_texts.to_pylist(), strict=True)
             return pa.array([_exact(name, t, paths[p]) for t, p in pairs], type_)
