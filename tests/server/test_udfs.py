@@ -50,7 +50,7 @@ _DOCUMENTS = st.lists(
             lambda t: json.dumps(t[0], separators=(",", ":") if t[1] else None, ensure_ascii=t[2])
         ),
         _VALUES.map(json.dumps),
-        st.sampled_from([None, "not json", '{"k": ', "[1, 2"]),
+        st.sampled_from([None, "not json", '{"k": ', "[1, 2", '{"k": true, "a": {"k": 1}', '{"k": {"a": 0}, ']),
     ),
     min_size=1,
     max_size=12,

@@ -195,29 +195,37 @@ def _exact(name: str, text: str | None, path: Path | None) -> Any:
     return None if raw is None else _CONVERT[name](raw)
 
 
-def _fast(name: str, texts: pl.Series, key: str) -> tuple[pl.Series, pl.Series] | None:
-    r"""The answer for a one-key path from polars' kernels, and which rows still need :func:`_exact`.
+def _fast(name: str, texts: pl.Series, keys: tuple[str, ...]) -> tuple[pl.Series, pl.Series] | None:
+    r"""The answer for a path of object keys from polars' kernels, and which rows still need :func:`_exact`.
 
-    A row is answered here only when the key's quoted name occurs exactly once in the document and the
-    document has no ``\u`` escape (so no other spelling of the name): that occurrence is then the top-level
-    member whenever polars' JSONPath finds one, and the character after its ``:`` is the value's JSON type.
+    A row is answered here only when each key's quoted name occurs exactly once in the document and the
+    document has no ``\u`` escape (so no other spelling of a name): the members polars' JSONPath finds are
+    then the only ones (no duplicates), and the character after the last key's ``:`` is the value's JSON
+    type. A document lacking one of the names has no value at the path.
     """
     if name in ("json_get_json", "json_length", "json_keys"):
         return None
-    needle = json.dumps(key)
+    needles = [json.dumps(key) for key in keys]
+    counts = [pl.col("t").str.count_matches(needle, literal=True) for needle in needles]
     frame = pl.DataFrame({"t": texts}).with_columns(
-        count=pl.col("t").str.count_matches(needle, literal=True),
+        least=pl.min_horizontal(counts),
+        most=pl.max_horizontal(counts),
         escaped=pl.col("t").str.contains("\\u", literal=True),
-        head=pl.col("t").str.extract(re.escape(needle) + r"\s*:\s*(.)", 1).fill_null(""),
-        match=pl.col("t").str.json_path_match(f"$['{key}']"),
+        match=pl.col("t").str.json_path_match("$" + "".join(f"['{key}']" for key in keys)),
     )
-    count, head, match = pl.col("count"), pl.col("head"), pl.col("match")
+    if name not in ("json_get", "json_as_text"):  # the text of a value does not depend on its type but here
+        frame = frame.with_columns(head=pl.col("t").str.extract(re.escape(needles[-1]) + r"\s*:\s*(.)", 1))
+    head, match = pl.col("head").fill_null(""), pl.col("match")
     number = head.is_in(list("-0123456789"))
-    integral = match.str.contains(r"^-?\d+$")
-    single = (count == 1) & ~pl.col("escaped")
-    absent = ((count == 0) & ~pl.col("escaped")) | pl.col("t").is_null()
+    single = (pl.col("most") == 1) & ~pl.col("escaped")
+    absent = ((pl.col("least") == 0) & ~pl.col("escaped")) | pl.col("t").is_null()
     if name in ("json_get", "json_as_text"):
-        known = match.is_null() | (head == '"') | head.is_in(["t", "f"]) | (number & integral)
+        # polars re-prints objects, arrays and non-integral numbers; any other value's text is the same
+        # whether it was a string or not ("42" and 42 both read 42), so only those need the walker.
+        reprinted = match.str.contains(r"^[\[{]") | (
+            match.str.contains(r"^-?[\d.eE+-]+$") & ~match.str.contains(r"^-?\d+$")
+        )
+        known = match.is_null() | ~reprinted
         value: pl.Expr = match
     elif name == "json_get_str":
         known, value = pl.lit(True), pl.when(head == '"').then(match)
@@ -226,7 +234,8 @@ def _fast(name: str, texts: pl.Series, key: str) -> tuple[pl.Series, pl.Series] 
     elif name == "json_get_float":
         known, value = pl.lit(True), pl.when(number).then(match.cast(pl.Float64, strict=False))
     elif name == "json_get_bool":
-        known, value = pl.lit(True), pl.when(head == "t").then(True).when(head == "f").then(False)
+        boolean = pl.when((head == "t") & (match == "true")).then(True)
+        known, value = pl.lit(True), boolean.when((head == "f") & (match == "false")).then(False)
     else:  # json_contains; a JSON null member has no JSONPath match, so it is left to the walker
         known = match.is_not_null() | (head != "n")
         value = match.is_not_null()
@@ -247,9 +256,9 @@ def _json_function(name: str) -> Callable[[pa.Array, pa.Array], pa.Array]:
         paths = {p: _path(p) for p in distinct.to_pylist()}
         constant = paths[distinct[0].as_py()] if len(distinct) == 1 else None
         fast = None
-        if constant is not None and len(constant) == 1 and isinstance(key := constant[0], str):
-            # A key spelling an integer also indexes arrays, which the member search below does not see.
-            fast = _fast(name, pl.Series(texts), key) if _FAST_KEY.match(key) and not _INDEX.fullmatch(key) else None
+        # A key spelling an integer also indexes arrays, which the member search of _fast does not see.
+        if constant and all(isinstance(k, str) and _FAST_KEY.match(k) and not _INDEX.fullmatch(k) for k in constant):
+            fast = _fast(name, pl.Series(texts), tuple(str(k) for k in constant))
         if fast is None:
             pairs = zip(texts.to_pylist(), path_texts.to_pylist(), strict=True)
             return pa.array([_exact(name, t, paths[p]) for t, p in pairs], type_)
