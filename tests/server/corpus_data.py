@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pyarrow as pa
 
 from tests.helpers import make_records
 
-__all__ = ["DOCUMENTS", "KEYS", "START", "corpus_records"]
+__all__ = ["ARROW", "DOCUMENTS", "KEYS", "START", "corpus_records", "post_arrow"]
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+ARROW = "application/vnd.apache.arrow.stream"
 
 DOCUMENTS: list[str | None] = [
     json.dumps(
@@ -52,3 +54,12 @@ def corpus_records() -> pa.Table:
         http_response_status_code=[200, 404, None, 500, 201, 200, 302, None, 200, 503, 200, 204],
         kind=["span", "log"] * (n // 2),
     )
+
+
+def post_arrow(http: httpx.Client, sql: str) -> pa.Table | str:
+    """The Arrow answer of the server's ``/v2/query`` for ``sql``, or the error it answered with."""
+    body = {"sql": sql, "min_timestamp": "2020-01-01T00:00:00Z", "limit": 10_000}
+    response = http.post("/v2/query", json=body, headers={"accept": ARROW})
+    if response.status_code != 200:
+        return f"{response.status_code}: {response.json()['detail']}"
+    return pa.ipc.open_stream(response.content).read_all()

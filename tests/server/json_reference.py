@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = [
+    "FUNCTIONS",
     "KINDS",
     "MISSING",
     "as_bool",
@@ -92,6 +93,7 @@ _CONVERSIONS: dict[str, Callable[[Any], Any]] = {
     "json_length": as_length,
     "json_keys": as_keys,
 }
+FUNCTIONS = [*_CONVERSIONS, "json_contains"]
 KINDS = {"json_get": "text", "json_as_text": "text", "json_get_json": "json"}
 
 

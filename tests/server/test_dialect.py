@@ -8,7 +8,6 @@ from a plain DataFusion session, never from the server.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -18,27 +17,14 @@ from datafusion import SessionContext
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logfire_io.server import LocalLogfire
 from logfire_io.server.dialect import rewrite
-from tests.server.corpus_data import DOCUMENTS, KEYS, corpus_records
-
-ARROW = "application/vnd.apache.arrow.stream"
-
-
-@pytest.fixture(scope="module")
-def corpus_http() -> Iterator[httpx.Client]:
-    with (
-        LocalLogfire(records=corpus_records(), workers=1) as srv,
-        httpx.Client(base_url=srv.base_url, headers={"authorization": srv.read_token}, timeout=60) as client,
-    ):
-        yield client
+from tests.server.corpus_data import DOCUMENTS, KEYS, post_arrow
 
 
 def _arrow(http: httpx.Client, sql: str) -> pa.Table:
-    body = {"sql": sql, "min_timestamp": "2020-01-01T00:00:00Z", "limit": 10_000}
-    response = http.post("/v2/query", json=body, headers={"accept": ARROW})
-    assert response.status_code == 200, response.text
-    return pa.ipc.open_stream(response.content).read_all()
+    table = post_arrow(http, sql)
+    assert isinstance(table, pa.Table), table
+    return table
 
 
 def _plain(sql: str) -> pa.Table:
@@ -161,38 +147,44 @@ def test_11_arrow_inside_a_function_call(corpus_http: httpx.Client) -> None:
     assert table.to_pylist() == [{"n": _count_present("o"), "none": 0, "fallback": "n/a"}]
 
 
+def _by_row(http: httpx.Client, sql: str) -> dict[int, object]:
+    """The second column of the answer by row number (the first column, ``message``)."""
+    table = _arrow(http, sql)
+    return dict(zip(map(int, table.column(0).to_pylist()), table.column(1).to_pylist(), strict=True))
+
+
+def _member_o(i: int) -> object:
+    """Member ``o`` of document ``i``, as ``json.loads`` reads it (None when there is none)."""
+    doc = _parsed(DOCUMENTS[i])
+    return doc.get("o") if isinstance(doc, dict) else None
+
+
 def test_11_json_length_of_an_arrow(corpus_http: httpx.Client) -> None:
-    table = _arrow(corpus_http, "SELECT message, json_length(attributes->'o') AS n FROM records")
-    got = dict(zip(table.column("message").to_pylist(), table.column("n").to_pylist(), strict=True))
-    for i, text in enumerate(DOCUMENTS):
-        doc = _parsed(text)
-        value = doc.get("o") if isinstance(doc, dict) else None
-        assert got[str(i)] == (len(value) if isinstance(value, dict | list) else None)
+    got = _by_row(corpus_http, "SELECT message, json_length(attributes->'o') AS n FROM records")
+    for i in range(len(DOCUMENTS)):
+        value = _member_o(i)
+        assert got[i] == (len(value) if isinstance(value, dict | list) else None)
 
 
 def test_11_chain_with_a_column_key(corpus_http: httpx.Client) -> None:
-    table = _arrow(corpus_http, "SELECT message, nullif(attributes->'o'->>span_name, '') AS v FROM records")
-    got = dict(zip(table.column("message").to_pylist(), table.column("v").to_pylist(), strict=True))
-    for i, text in enumerate(DOCUMENTS):
-        doc = _parsed(text)
-        inner = doc.get("o") if isinstance(doc, dict) else None
+    got = _by_row(corpus_http, "SELECT message, nullif(attributes->'o'->>span_name, '') AS v FROM records")
+    for i in range(len(DOCUMENTS)):
+        inner = _member_o(i)
         value = inner.get(KEYS[i]) if isinstance(inner, dict) else None
-        result = got[str(i)]
+        result = got[i]
         assert (_parsed(result) if isinstance(value, dict | list) else result) == value
 
 
 def test_11_chain_on_a_subquery_column(corpus_http: httpx.Client) -> None:
-    table = _arrow(
+    got = _by_row(
         corpus_http,
         "SELECT m, nullif(x->'b'->>0, '') AS v FROM (SELECT message AS m, attributes->'o' AS x FROM records)",
     )
-    got = dict(zip(table.column("m").to_pylist(), table.column("v").to_pylist(), strict=True))
-    for i, text in enumerate(DOCUMENTS):
-        doc = _parsed(text)
-        inner = doc.get("o") if isinstance(doc, dict) else None
+    for i in range(len(DOCUMENTS)):
+        inner = _member_o(i)
         items = inner.get("b") if isinstance(inner, dict) else None
         expected = items[0] if isinstance(items, list) and items else None
-        assert got[str(i)] == (None if expected is None else json.dumps(expected))
+        assert got[i] == (None if expected is None else json.dumps(expected))
 
 
 def test_11_json_functions_take_key_paths(corpus_http: httpx.Client) -> None:
@@ -202,8 +194,7 @@ def test_11_json_functions_take_key_paths(corpus_http: httpx.Client) -> None:
         " FROM records",
     )
     for row in table.to_pylist():
-        doc = _parsed(DOCUMENTS[int(row["message"])])
-        inner = doc.get("o") if isinstance(doc, dict) else None
+        inner = _member_o(int(row["message"]))
         a = inner.get("a") if isinstance(inner, dict) else None
         b = inner.get("b") if isinstance(inner, dict) else None
         assert row["a"] == (a if isinstance(a, str) else None)

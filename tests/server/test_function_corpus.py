@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -18,11 +17,9 @@ import pyarrow as pa
 import pytest
 from datafusion import SessionConfig, SessionContext
 
-from logfire_io.server import LocalLogfire
-from tests.server.corpus_data import corpus_records
+from tests.server.corpus_data import corpus_records, post_arrow
 
 TABLE = corpus_records()
-ARROW = "application/vnd.apache.arrow.stream"
 FULL = os.environ.get("LOGFIRE_IO_FULL_CORPUS") == "1"
 """The whole corpus runs when set; the suite runs every third function (the operators always)."""
 
@@ -309,23 +306,6 @@ FUNCTIONS = _function_cases()
 CASES = [*(FUNCTIONS if FULL else FUNCTIONS[::3]), *_operator_cases()]
 
 
-@pytest.fixture(scope="module")
-def corpus_http() -> Iterator[httpx.Client]:
-    with (
-        LocalLogfire(records=TABLE, workers=1) as srv,
-        httpx.Client(base_url=srv.base_url, headers={"authorization": srv.read_token}, timeout=60) as client,
-    ):
-        yield client
-
-
-def _server(http: httpx.Client, sql: str) -> pa.Table | str:
-    body = {"sql": sql, "min_timestamp": "2020-01-01T00:00:00Z", "limit": 10_000}
-    response = http.post("/v2/query", json=body, headers={"accept": ARROW})
-    if response.status_code != 200:
-        return response.json()["detail"]
-    return pa.ipc.open_stream(response.content).read_all()
-
-
 def _plain(sql: str) -> pa.Table | str:
     try:
         return _plain_context().sql(sql).to_arrow_table()
@@ -340,7 +320,7 @@ def _values(table: pa.Table) -> list[object]:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_function_means_what_datafusion_means(corpus_http: httpx.Client, case: Case) -> None:
-    served, plain = _server(corpus_http, case.sql), _plain(case.sql)
+    served, plain = post_arrow(corpus_http, case.sql), _plain(case.sql)
     if isinstance(plain, str) or isinstance(served, str):
         assert isinstance(plain, str), f"only the server failed: {served}"
         assert isinstance(served, str), "only plain DataFusion failed"

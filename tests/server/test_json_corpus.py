@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +18,7 @@ import httpx
 import pyarrow as pa
 import pytest
 
-from logfire_io.server import LocalLogfire
-from tests.server.corpus_data import DOCUMENTS, KEYS, corpus_records
+from tests.server.corpus_data import DOCUMENTS, KEYS, post_arrow
 from tests.server.json_reference import (
     MISSING,
     as_bool,
@@ -34,7 +33,6 @@ from tests.server.json_reference import (
     matches,
 )
 
-ARROW = "application/vnd.apache.arrow.stream"
 ROWS = range(len(DOCUMENTS))
 
 
@@ -148,20 +146,10 @@ def _sort_key(value: Any) -> Any:
     return (value is not None, value)
 
 
-@pytest.fixture(scope="module")
-def json_http() -> Iterator[httpx.Client]:
-    with (
-        LocalLogfire(records=corpus_records(), workers=1) as srv,
-        httpx.Client(base_url=srv.base_url, headers={"authorization": srv.read_token}, timeout=60) as client,
-    ):
-        yield client
-
-
 def _query(http: httpx.Client, sql: str) -> pa.Table:
-    body = {"sql": sql, "min_timestamp": "2020-01-01T00:00:00Z", "limit": 10_000}
-    response = http.post("/v2/query", json=body, headers={"accept": ARROW})
-    assert response.status_code == 200, f"{sql}\n{response.text}"
-    return pa.ipc.open_stream(response.content).read_all()
+    table = post_arrow(http, sql)
+    assert isinstance(table, pa.Table), f"{sql}\n{table}"
+    return table
 
 
 def _by_row(table: pa.Table) -> dict[int, Any]:
@@ -224,8 +212,8 @@ def test_corpus_is_large_and_covers_every_position() -> None:
 
 
 @pytest.mark.parametrize(("position", "e"), CASES, ids=[f"{p}:{e.sql}" for p, e in CASES])
-def test_json_expression(json_http: httpx.Client, position: str, e: Expr) -> None:
-    POSITIONS[position][0](json_http, e)
+def test_json_expression(corpus_http: httpx.Client, position: str, e: Expr) -> None:
+    POSITIONS[position][0](corpus_http, e)
 
 
 def test_reference_agrees_with_hand_values() -> None:

@@ -17,20 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logfire_io.server.udfs import register_udfs
-from tests.server.json_reference import KINDS, expected, matches
+from tests.server.json_reference import FUNCTIONS, KINDS, expected, matches
 
-FUNCTIONS = [
-    "json_get",
-    "json_as_text",
-    "json_get_str",
-    "json_get_int",
-    "json_get_float",
-    "json_get_bool",
-    "json_get_json",
-    "json_contains",
-    "json_length",
-    "json_keys",
-]
 NAMES = ["k", "a", "0", "1", "a.b", "ü", 'q"', "k\\u"]
 _SCALARS = (
     st.none()
