@@ -235,3 +235,22 @@ def test_operands_follow_postgres_precedence(sql: str, expected: str) -> None:
     rewritten = rewrite(sql)
     name_free = rewritten.split(" AS ")[0]
     assert name_free == expected
+
+
+@pytest.mark.parametrize(
+    ("by_name", "by_number"),
+    [
+        ("level NOT IN ('warn', 'error')", "level NOT IN (13, 17)"),
+        ("records.level IN ('info')", "records.level IN (9)"),
+        ("level BETWEEN 'info' AND 'error'", "level BETWEEN 9 AND 17"),
+        ("level NOT BETWEEN 'trace' AND 'debug'", "level NOT BETWEEN 1 AND 5"),
+        ("'warn' <= level", "13 <= level"),
+    ],
+)
+def test_level_names_compare_as_numbers_in_every_form(http: httpx.Client, by_name: str, by_number: str) -> None:
+    counts = [
+        _arrow(http, f"SELECT count(*) AS n FROM records WHERE {where}").column("n").to_pylist()
+        for where in (by_name, by_number)
+    ]
+    assert counts[0] == counts[1]
+    assert counts[0][0] > 0

@@ -19,7 +19,8 @@ as written. It rewrites:
   ``json_get_float``, ``int``/``integer``/``bigint`` to ``json_get_int`` (an int64, whatever integer type is
   written), ``text``/``varchar``/``string``/``char`` to ``json_get_str``, ``bool``/``boolean`` to
   ``json_get_bool``; other types stay a cast of the value's text;
-- ``level <op> 'name'``, ``'name' <op> level``, ``level [NOT] IN ('warn', ...)`` to level numbers,
+- ``level <op> 'name'``, ``'name' <op> level``, ``level [NOT] IN ('warn', ...)``, ``level [NOT] BETWEEN 'info'
+  AND 'error'`` to level numbers,
   ``level_num('warn')`` to its number, ``level_name(x)`` to ``level_name(CAST(x AS BIGINT))`` (a UDF has one
   exact signature), and ``time_bucket(w, t)`` to ``date_bin(w, t, <1970-01-01 UTC>)`` (a string ``w`` becomes an
   interval);
@@ -599,8 +600,13 @@ class _Splicer:
                 for ref, literal in ((self.level_before(items, lo, k), k + 1), (self.level_after(items, k, hi), k - 1)):
                     if ref and (edit := self.level_literal(items, literal, lo, hi)) is not None:
                         edits.append(edit)
+            elif _upper(item) == "BETWEEN":
+                left = k - 1 if k > lo and _upper(items[k - 1]) == "NOT" else k
+                low, high = self.level_literal(items, k + 1, lo, hi), self.level_literal(items, k + 3, lo, hi)
+                if self.level_before(items, lo, left) and _upper(_at(items, k + 2, hi)) == "AND" and low and high:
+                    edits += [low, high]
             elif _upper(item) == "IN" and _group(_at(items, k + 1, hi)):
-                left = k - 2 if _upper(items[k - 1]) == "NOT" else k
+                left = k - 1 if k > lo and _upper(items[k - 1]) == "NOT" else k
                 group = items[k + 1]
                 assert isinstance(group, Group)
                 literals = [self.level_literal(group.items, i, 0, len(group.items)) for i, _ in _arguments(group)]
