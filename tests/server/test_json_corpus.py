@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.server.corpus_data import DOCUMENTS, KEYS, post_arrow
 from tests.server.json_reference import (
@@ -230,3 +232,25 @@ def test_reference_agrees_with_hand_values() -> None:
     assert at("f", convert=as_float)(1) == 2.0
     assert _contains("nul")(1) is True
     assert _contains("s")(9) is False  # a NULL document contains nothing
+
+
+_STEPS = {"'s'": "s", "'o'": "o", "'a'": "a", "'b'": "b", "'arr'": "arr", "'n'": "n", "'1'": "1", "0": 0, "-1": -1}
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(st.sampled_from(["->", "->>"]), st.sampled_from(list(_STEPS))), min_size=1, max_size=4),
+    st.sampled_from(["", " ", "\n  "]),
+    st.sampled_from(["{}", "coalesce({}, 'none')", "CASE WHEN {} IS NULL THEN 'none' ELSE {} END", "({})"]),
+)
+def test_random_literal_chains_are_one_path_lookup(
+    corpus_http: httpx.Client, chain: list[tuple[str, str]], space: str, wrap: str
+) -> None:
+    """Any chain of ``->``/``->>`` with literal keys, in any spacing and context, is one path lookup."""
+    expression = "attributes" + "".join(f"{space}{op}{space}{key}" for op, key in chain)
+    table = _query(corpus_http, f"SELECT message, {wrap.format(expression, expression)} AS v FROM records")
+    steps = tuple(_STEPS[key] for _, key in chain)
+    for i, result in _by_row(table).items():
+        value = as_text(find(DOCUMENTS[i], steps))
+        wanted = "none" if value is None and wrap != "{}" and wrap != "({})" else value
+        assert matches("text", result, wanted), (expression, i, result, wanted)
