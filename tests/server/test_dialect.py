@@ -254,3 +254,13 @@ def test_level_names_compare_as_numbers_in_every_form(http: httpx.Client, by_nam
     ]
     assert counts[0] == counts[1]
     assert counts[0][0] > 0
+
+
+@pytest.mark.parametrize(
+    "sql", ["SELECT (attributes->'a' FROM records", "SELECT attributes->>'a) FROM records", "SELECT ]"]
+)
+def test_text_that_does_not_tokenize_or_balance_reaches_datafusion_unchanged(http: httpx.Client, sql: str) -> None:
+    assert rewrite(sql) == sql
+    response = http.post("/v2/query", json={"sql": sql, "min_timestamp": "2020-01-01T00:00:00Z"})
+    assert response.status_code == 400
+    assert response.json()["detail"]
