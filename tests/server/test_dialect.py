@@ -264,3 +264,53 @@ def test_text_that_does_not_tokenize_or_balance_reaches_datafusion_unchanged(htt
     response = http.post("/v2/query", json={"sql": sql, "min_timestamp": "2020-01-01T00:00:00Z"})
     assert response.status_code == 400
     assert response.json()["detail"]
+
+
+_SQL_PIECES = st.sampled_from(
+    [
+        "SELECT",
+        "a",
+        "attributes",
+        "->",
+        "->>",
+        "?",
+        "'k'",
+        "0",
+        "-",
+        "(",
+        ")",
+        "[",
+        "]",
+        ",",
+        "::",
+        "int",
+        "level",
+        "=",
+        "'info'",
+        "IN",
+        "CASE",
+        "WHEN",
+        "THEN",
+        "END",
+        "json_get_str",
+        "time_bucket",
+        "CAST",
+        "AS",
+        "FROM",
+        "||",
+        "'",
+        '"x"',
+        "--",
+        "/*",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_SQL_PIECES, max_size=25).map(" ".join))
+def test_rewrite_never_raises_and_keeps_untouched_text(sql: str) -> None:
+    """Whatever text arrives, the rewrite answers text (DataFusion reports what is wrong), never an exception."""
+    rewritten = rewrite(sql)
+    assert isinstance(rewritten, str)
+    if not any(piece in sql for piece in ("->", "?", "level", "json_", "time_bucket", "CAST")):
+        assert rewritten == sql

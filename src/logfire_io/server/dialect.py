@@ -301,7 +301,7 @@ class _Splicer:
     def term_edits(self, items: list[Item], lo: int, hi: int) -> list[Edit]:
         """Edits for one term: the special calls and casts, else whatever is nested in it."""
         core = primary_end(items, lo, hi) or lo + 1
-        if core < hi and is_token(items[core], _T.DCOLON):
+        if core + 1 < hi and is_token(items[core], _T.DCOLON):
             end = type_end(items, core + 1, hi)
             text = self.typed(self.lookup(items, lo, core), self.text(items, core + 1, end))
             if text is not None:

@@ -191,7 +191,7 @@ def term_end(items: list[Item], index: int, hi: int) -> int | None:
         return term_end(items, index + 1, hi)
     end = primary_end(items, index, hi)
     while end is not None and end < hi:
-        if is_token(items[end], _T.DCOLON):
+        if is_token(items[end], _T.DCOLON) and end + 1 < hi:
             end = type_end(items, end + 1, hi)
         elif is_group(items[end], _T.L_BRACKET):
             end += 1
