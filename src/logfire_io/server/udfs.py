@@ -4,11 +4,12 @@ Logfire runs ``datafusion-functions-json``; its Rust planner hooks cannot be reg
 Python UDF has one exact signature, so :mod:`logfire_io.server.dialect` rewrites every JSON operator and JSON
 function call into ``name(json, path)``: ``path`` is the key path as the text of a JSON array (``'["user",
 "plan"]'``, ``'[0]'``, ``'[]'``), computed at run time when a key is a column. Each function works on whole Arrow
-arrays: a one-key path (the usual ``attributes->>'http.route'``) is answered by polars' string kernels in Rust
-wherever that is provably the exact answer; every other row goes through an exact JSON walker in Python.
+arrays: a path of object keys (the usual ``attributes->>'http.route'``, ``attributes->'user'->>'plan'``) is
+answered by polars' string kernels in Rust wherever that is provably the exact answer (see :func:`_fast`);
+every other row, and every other path, goes through an exact JSON walker in Python (:func:`_locate`).
 
 Semantics, from ``datafusion-functions-json``'s sources (``src/common.rs``, ``json_as_text.rs``,
-``json_get_int.rs``, ``json_contains.rs``; read with the search tool, not run against Logfire):
+``json_get_int.rs``, ``json_contains.rs``, ``rewrite.rs``; read with the search tool, not run against Logfire):
 
 - A path step is a string key (on an object: the FIRST member with that name) or an integer index (on an
   array; a negative index counts from the end). A string key that reaches an array is used as an index when
