@@ -9,6 +9,10 @@ be trusted for that (it reads ``f(x->'k')`` as a lambda). These functions scan t
 keywords end an operand. A term is a literal, a column, a call (with ``FILTER``/``OVER``/``WITHIN GROUP``), a
 bracketed group, ``CASE ... END``, a typed literal (``INTERVAL '1 hour'``) or ``ARRAY[...]``, with its postfix
 operators. Positions are indices into a list of items; ``hi`` bounds every scan.
+
+These are PostgreSQL's rules and those of sqlparser's ``PostgreSqlDialect``. Which dialect Logfire parses with
+is unverified, but its documented ``attributes->>'k' = 'v'`` parses as meant only there: sqlparser's generic
+dialect puts ``->`` below ``=`` (apache/datafusion-sqlparser-rs#2436).
 """
 
 from __future__ import annotations
