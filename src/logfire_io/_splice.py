@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlglot.errors import TokenError
 from sqlglot.tokens import Token, Tokenizer, TokenType
 
-__all__ = ["Edit", "apply_edits", "statement_text", "tokenize"]
+__all__ = ["Edit", "Group", "apply_edits", "nest", "statement_text", "tokenize"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,55 @@ class Edit:
     start: int
     end: int
     text: str
+
+
+@dataclass
+class Group:
+    """A bracketed run of tokens, ``(`` ... ``)`` or ``[`` ... ``]``, with its contents nested likewise."""
+
+    open: Token
+    items: list[Token | Group]
+    close: Token
+
+    @property
+    def start(self) -> int:
+        """Position of the opening bracket."""
+        return self.open.start
+
+    @property
+    def end(self) -> int:
+        """Position of the closing bracket (inclusive, as for tokens)."""
+        return self.close.end
+
+
+_CLOSING = {TokenType.L_PAREN: TokenType.R_PAREN, TokenType.L_BRACKET: TokenType.R_BRACKET}
+
+
+def nest(tokens: list[Token]) -> list[Token | Group]:
+    """``tokens`` with every bracketed run made a :class:`Group`, so a scan can step over a call's arguments.
+
+    Raises
+    ------
+    ValueError
+        The brackets do not balance.
+    """
+    stack: list[tuple[Token | None, list[Token | Group]]] = [(None, [])]
+    for token in tokens:
+        if token.token_type in _CLOSING:
+            stack.append((token, []))
+        elif token.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET):
+            opening, items = stack[-1]
+            if opening is None or _CLOSING[opening.token_type] != token.token_type:
+                msg = f"unbalanced {token.text!r} at character {token.start}"
+                raise ValueError(msg)
+            stack.pop()
+            stack[-1][1].append(Group(opening, items, token))
+        else:
+            stack[-1][1].append(token)
+    if len(stack) != 1:
+        msg = "unclosed bracket"
+        raise ValueError(msg)
+    return stack[0][1]
 
 
 def tokenize(sql: str) -> list[Token]:
