@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import SqlglotError
 from sqlglot.tokens import Token, TokenType
 
@@ -29,7 +28,6 @@ from logfire_io.schema import TIME_COLUMNS
 
 __all__ = [
     "AGGREGATE_FUNCTIONS",
-    "Logfire",
     "OrderKey",
     "SliceableQuery",
     "analyze",
@@ -101,18 +99,6 @@ AGGREGATE_FUNCTIONS = frozenset(
     ]
 )
 """DataFusion's aggregate and window functions by name (the server's tests check the list against the engine's)."""
-
-
-class Logfire(Postgres):
-    """PostgreSQL as sqlglot writes it, with the spellings Logfire's DataFusion engine expects."""
-
-    class Generator(Postgres.Generator):
-        TRANSFORMS = {  # noqa: RUF012 - sqlglot's extension point is this class attribute
-            **Postgres.Generator.TRANSFORMS,
-            exp.ArrayContains: lambda self, e: self.func("array_has", e.this, e.expression),
-            exp.CurrentTimestamp: lambda self, e: "now()",
-            exp.Count: lambda self, e: self.func("count", e.this or exp.Star()),
-        }
 
 
 def quote_identifier(name: str) -> str:
