@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,6 +30,46 @@ json_values = st.recursive(
     max_leaves=8,
 )
 json_objects = st.dictionaries(json_keys, json_values, max_size=5)
+
+# The shapes that have broken JSON decoding: few keys (so types clash between rows), ISO-date-like strings (Arrow's
+# reader turns them into timestamps), keys with quotes and backslashes, integers past float64's exact range and past
+# int64, and the non-finite numbers Python's json module writes.
+awkward_json_keys = st.sampled_from(["id", "user", "when", "it's", 'say "x"', "back\\slash", "a.b", "A", "a", ""])
+awkward_json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**53), 2**53),
+    st.integers(2**53 + 1, 2**63 - 1),
+    st.integers(2**63, 2**80).flatmap(lambda n: st.sampled_from([n, -n])),
+    st.floats(width=64),
+    st.sampled_from(["2020-01-01", "2021-02-03 04:05:06", "1990-03-14T10:00:00.123+02:00", "u-7", "é😀", "\x00"]),
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=6),
+)
+awkward_json_values = st.recursive(
+    awkward_json_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.dictionaries(awkward_json_keys, children, max_size=3),
+    ),
+    max_leaves=6,
+)
+
+
+@st.composite
+def json_object_texts(draw: st.DrawFn) -> str:
+    """The text of one JSON object as a writer might emit it: compact or spaced, ASCII-escaped or not, sometimes
+    pretty-printed, sometimes with a key repeated (JSON readers keep the last)."""
+    pairs = draw(st.lists(st.tuples(awkward_json_keys, awkward_json_values), max_size=4))
+    ensure_ascii = draw(st.booleans())
+    style = draw(st.sampled_from([(",", ":"), (", ", ": "), (",\n  ", ": ")]))
+    members = [
+        json.dumps(k, ensure_ascii=ensure_ascii) + style[1] + json.dumps(v, ensure_ascii=ensure_ascii) for k, v in pairs
+    ]
+    return "{" + style[0].join(members) + "}"
+
+
+json_columns = st.lists(st.one_of(st.none(), json_object_texts()), min_size=1, max_size=10)
+"""The texts of one JSON column, SQL NULLs included."""
 
 
 def instants(low: datetime, high: datetime) -> st.SearchStrategy[datetime]:
