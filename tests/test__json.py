@@ -303,3 +303,14 @@ def test_integers_float64_holds_exactly_become_floats_beside_fractions() -> None
     decoded = decode_json_array(pa.array(['{"n": 9007199254740992}', '{"n": 0.5}', '{"n": -3}'])).to_pylist()
     assert [d["n"] for d in decoded] == [9007199254740992.0, 0.5, -3.0]
     assert all(type(d["n"]) is float for d in decoded)
+
+
+def test_date_like_string_in_a_list_of_lists_stays_a_string() -> None:
+    """Found by the oracle: a timestamp two lists deep was not seen, so the restore skipped it."""
+    assert decode_json_array(pa.array(['{"id": [["2020-01-01"]]}'])).to_pylist() == [{"id": [["2020-01-01"]]}]
+
+
+def test_repeated_key_whose_discarded_value_clashes() -> None:
+    """Found by the oracle: the clash was in the first of two values of one key; JSON readers keep the last."""
+    rows = ['{"id": [false, 0], "id": []}', '{"id": [1]}']
+    assert decode_json_array(pa.array(rows)).to_pylist() == [{"id": []}, {"id": [1]}]

@@ -18,6 +18,7 @@ union over every row, found by Arrow's C++ JSON reader over the whole column at 
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -47,6 +48,8 @@ _SCALAR = r'"(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+\-]*|true|false|null'
 """One JSON scalar token (a string with escapes, a number, a literal)."""
 _RE2_SPECIAL = frozenset(".^$*+?()[]{}|\\")
 _MAX_ROUNDS = 64
+_FLOAT_EXACT = 2**53
+"""Integers up to this magnitude are exact in float64; beside fractions, larger ones are kept as JSON text."""
 _BLOCK_SIZE = 4 << 20
 _ALWAYS_TEXT = frozenset({"log_body"})
 
@@ -70,16 +73,77 @@ def _conflict_key(message: str) -> list[str] | None:
     return segments or None
 
 
+def _json_text(value: Any) -> str:
+    """Compact JSON text of a value read by :func:`json.loads`.
+
+    Integers of any size keep every digit (orjson would turn those beyond 64 bits into floats); NaN and the
+    infinities are written as Python's reader reads them back.
+    """
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) < len(pairs):
+        msg = "an object repeats a key"
+        raise _NotObjects(msg)
+    return document
+
+
 def _as_json_text(line: str, paths: list[list[str]]) -> str:
-    """``line`` with the value at each path replaced by its own JSON text (no path is inside another)."""
-    document = orjson.loads(line)
+    """``line`` with the value at each path replaced by its own JSON text (no path is inside another).
+
+    A repeated key refuses (:class:`_NotObjects`): Arrow's reader saw both values, so the clash it reported may
+    come from the one a JSON reader discards; the whole column is then read the exact, slow way.
+    """
+    document = json.loads(line, object_pairs_hook=_unique_keys)
     for path in paths:
         parent = document
         for key in path[:-1]:
             parent = parent.get(key) if isinstance(parent, dict) else None
         if isinstance(parent, dict) and parent.get(path[-1]) is not None:
-            parent[path[-1]] = orjson.dumps(parent[path[-1]]).decode()
-    return orjson.dumps(document).decode()
+            parent[path[-1]] = _json_text(parent[path[-1]])
+    return _json_text(document)
+
+
+def _has_float(type_: pa.DataType) -> bool:
+    if pa.types.is_floating(type_):
+        return True
+    if pa.types.is_struct(type_):
+        return any(_has_float(field.type) for field in type_)
+    return pa.types.is_list(type_) and _has_float(type_.value_type)
+
+
+def _inexact_in(value: Any, type_: pa.DataType, path: tuple[str, ...]) -> set[tuple[str, ...]]:
+    """Paths (up to the first list) where ``value`` puts an integer float64 cannot hold into a float field."""
+    if pa.types.is_floating(type_):
+        inexact = isinstance(value, int) and not isinstance(value, bool) and abs(value) > _FLOAT_EXACT
+        return {path} if inexact else set()
+    if pa.types.is_struct(type_) and isinstance(value, dict):
+        found = set()
+        for field in type_:
+            if value.get(field.name) is not None:
+                found |= _inexact_in(value[field.name], field.type, (*path, field.name))
+        return found
+    if pa.types.is_list(type_) and isinstance(value, list):
+        return {path} if any(_inexact_in(item, type_.value_type, path) for item in value) else set()
+    return set()
+
+
+def _inexact_floats(type_: pa.DataType, lines: pa.Array) -> list[list[str]]:
+    """Keys Arrow's reader made float64 although some row holds an integer there that float64 cannot hold.
+
+    Arrow reads an integer beyond int64, or any integer beside fractions, as float64, losing digits past 2**53.
+    Such an integer has at least 16 digits, so only rows with a run of 16 digits are parsed here, and only when
+    some field is float64 at all.
+    """
+    if not _has_float(type_):
+        return []
+    long = pl.Series(lines).str.contains("[0-9]{16}").fill_null(False).to_arrow()
+    found: set[tuple[str, ...]] = set()
+    for line in lines.filter(long).to_pylist():
+        found |= _inexact_in(json.loads(line), type_, ())
+    return [list(path) for path in found]
 
 
 def _literal(text: str) -> str:
@@ -127,7 +191,7 @@ def _timestamp_paths(type_: pa.DataType, prefix: tuple[str, ...] = ()) -> list[t
             found += inner
         return found
     if pa.types.is_list(type_):
-        return None if _timestamp_paths(type_.value_type) else []
+        return [] if _timestamp_paths(type_.value_type) == [] else None  # None (a list inside) too
     return []
 
 
@@ -204,7 +268,10 @@ def _scalar_clash(candidates: pa.Array, path: list[str]) -> tuple[pa.BooleanArra
 def _read_objects(original: pa.Array) -> pa.ChunkedArray:
     """Parse JSON documents (wrapped as ``{"v": ...}``) with Arrow's reader, turning clashing keys into JSON text.
 
-    Returns the struct array of the wrappers; its field ``v`` holds the documents.
+    Returns the struct array of the wrappers; its field ``v`` holds the documents. Each round either parses
+    cleanly or finds keys to keep as JSON text (a type clash Arrow names, or integers float64 cannot hold) and
+    rewrites the rows holding them. The clash fix-ups made without a parse are applied last, after the
+    timestamp-text restore, which may parse the column again.
     """
     lines, paths = original, list[list[str]]()
     documents = pl.Series(original)  # polars' regex engine is several times faster here than Arrow's
@@ -218,34 +285,64 @@ def _read_objects(original: pa.Array) -> pa.ChunkedArray:
             if found is None or len(found) < 2 or found[1:] in paths:
                 # invalid JSON, documents of mixed kinds (a clash on "v" itself), or a key we cannot address
                 raise _NotObjects(str(exc)) from exc
-            path = found[1:]
-            # Keep only outermost paths, and rewrite from the original text, so an enclosing value that later
-            # turns out to clash too is kept as its original JSON, not as the text-ified version. Only rows that
-            # hold the new path's key change; rows rewritten in earlier rounds for other keys stay as they are.
-            paths = [p for p in paths if p[: len(path)] != path] + [path]
-            touched = documents.str.contains(_literal(orjson.dumps(path[0]).decode()) + r"\s*:").to_arrow()
-            if all(_SAFE_KEY.match(key) for key in path):
-                # Most clashes are scalars (an id that is sometimes a string): take their text vectorised, and
-                # leave only the other rows to the per-row rewrite below.
-                local, texts, nulled = _scalar_clash(lines.filter(touched), path)
-                handled = pc.replace_with_mask(touched, touched, local)
-                texts = pc.replace_with_mask(pa.nulls(len(lines), pa.string()), handled, texts)
-                vectorised[tuple(path)] = (handled, texts)
-                lines = pc.replace_with_mask(lines, handled, nulled)
-                touched = pc.and_(touched, pc.invert(handled))
-            fixed = [_as_json_text(line, paths) for line in original.filter(touched).to_pylist()]
-            lines = pc.replace_with_mask(lines, touched, pa.array(fixed, pa.string()))
-            continue
-        chunks = [batch.to_struct_array() for batch in table.to_batches()]
-        decoded = pa.chunked_array(chunks, type=pa.struct(list(table.schema)))
-        for key_path, (handled, texts) in vectorised.items():
-            if any(key_path[: len(p)] == tuple(p) and len(p) < len(key_path) for p in paths):
-                continue  # an enclosing value clashed later and is JSON text as a whole
-            parsed = _field_at(decoded, ("v", *key_path)).cast(pa.string())
-            decoded = _replace_path(decoded, ("v", *key_path), pc.if_else(handled, texts, parsed))
-        return _restore_timestamp_text(decoded, lines, data)
+            new_paths = [found[1:]]
+        else:
+            if table.num_rows != len(lines):
+                msg = "a value holds more than one JSON document"
+                raise _NotObjects(msg)
+            chunks = [batch.to_struct_array() for batch in table.to_batches()]
+            decoded = pa.chunked_array(chunks, type=pa.struct(list(table.schema)))
+            new_paths = _inexact_floats(decoded.type.field("v").type, lines)
+            if not new_paths:
+                decoded = _restore_timestamp_text(decoded, lines, data)
+                return _with_vectorised(decoded, vectorised, paths)
+        for path in new_paths:
+            lines = _keep_as_text(path, lines, original, documents, paths, vectorised)
     msg = f"more than {_MAX_ROUNDS} keys with clashing types"
     raise _NotObjects(msg)
+
+
+def _keep_as_text(
+    path: list[str],
+    lines: pa.Array,
+    original: pa.Array,
+    documents: pl.Series,
+    paths: list[list[str]],
+    vectorised: dict[tuple[str, ...], tuple[pa.BooleanArray, pa.Array]],
+) -> pa.Array:
+    """``lines`` with the values at ``path`` made JSON text; ``paths`` and ``vectorised`` are updated in place.
+
+    Keep only outermost paths, and rewrite from the original text, so an enclosing value that later turns out to
+    clash too is kept as its original JSON, not as the text-ified version. Only rows that hold the new path's key
+    change; rows rewritten in earlier rounds for other keys stay as they are.
+    """
+    paths[:] = [p for p in paths if p[: len(path)] != path] + [path]
+    touched = documents.str.contains(_literal(orjson.dumps(path[0]).decode()) + r"\s*:").to_arrow()
+    if all(_SAFE_KEY.match(key) for key in path):
+        # Most clashes are scalars (an id that is sometimes a string): take their text vectorised, and leave only
+        # the other rows to the per-row rewrite below.
+        local, texts, nulled = _scalar_clash(lines.filter(touched), path)
+        handled = pc.replace_with_mask(touched, touched, local)
+        texts = pc.replace_with_mask(pa.nulls(len(lines), pa.string()), handled, texts)
+        vectorised[tuple(path)] = (handled, texts)
+        lines = pc.replace_with_mask(lines, handled, nulled)
+        touched = pc.and_(touched, pc.invert(handled))
+    fixed = [_as_json_text(line, paths) for line in original.filter(touched).to_pylist()]
+    return pc.replace_with_mask(lines, touched, pa.array(fixed, pa.string()))
+
+
+def _with_vectorised(
+    decoded: pa.ChunkedArray,
+    vectorised: dict[tuple[str, ...], tuple[pa.BooleanArray, pa.Array]],
+    paths: list[list[str]],
+) -> pa.ChunkedArray:
+    """``decoded`` with the JSON text of the clashing values taken without a parse put back in place."""
+    for key_path, (handled, texts) in vectorised.items():
+        if any(key_path[: len(p)] == tuple(p) and len(p) < len(key_path) for p in paths):
+            continue  # an enclosing value clashed later and is JSON text as a whole
+        parsed = _field_at(decoded, ("v", *key_path)).cast(pa.string())
+        decoded = _replace_path(decoded, ("v", *key_path), pc.if_else(handled, texts, parsed))
+    return decoded
 
 
 def decode_json_array(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
@@ -267,7 +364,7 @@ def decode_json_array(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     unusual = pc.any(pc.match_substring_regex(lines, f"[\r\n]|{_AMBIGUOUS_KEY}")).as_py()
     multi_line = pc.match_substring_regex(lines, "[\r\n]") if unusual else None
     if multi_line is not None and pc.any(multi_line).as_py():  # pretty-printed JSON: one document per line
-        compact = [orjson.dumps(orjson.loads(text)).decode() for text in lines.filter(multi_line).to_pylist()]
+        compact = [_json_text(json.loads(text)) for text in lines.filter(multi_line).to_pylist()]
         lines = pc.replace_with_mask(lines, multi_line, pa.array(compact, pa.string()))
     try:
         if unusual and pc.any(pc.match_substring_regex(lines, _AMBIGUOUS_KEY)).as_py():
@@ -301,7 +398,7 @@ def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
-        return "int" if -(2**63) <= value < 2**63 else "float"
+        return "int"
     if isinstance(value, float):
         return "float"
     if isinstance(value, str):
@@ -322,10 +419,10 @@ def _contains_text(spec: _Spec) -> bool:
 def _infer(values: list[Any]) -> _Spec:
     present = [v for v in values if v is not None]
     kinds = {_kind(v) for v in present}
-    if kinds == {"int", "float"}:
-        kinds = {"float"}
     if not kinds:
         return ("null",)
+    if kinds <= {"int", "float"}:
+        return _number_spec(present, kinds)
     if len(kinds) > 1:
         return ("text",)
     kind = kinds.pop()
@@ -336,6 +433,16 @@ def _infer(values: list[Any]) -> _Spec:
         item = _infer([i for v in present for i in v])
         return ("text",) if _contains_text(item) else ("list", item)
     return (kind,)
+
+
+def _number_spec(numbers: list[int | float], kinds: set[str]) -> _Spec:
+    """int64 if every number is an int64 integer; float64 if float64 holds every one exactly; else JSON text."""
+    integers = [v for v in numbers if isinstance(v, int)]
+    if kinds == {"int"} and all(-(2**63) <= v < 2**63 for v in integers):
+        return ("int",)
+    if all(abs(v) <= _FLOAT_EXACT for v in integers):
+        return ("float",)
+    return ("text",)
 
 
 def _arrow_type(spec: _Spec) -> pa.DataType:
@@ -358,7 +465,7 @@ def _convert(value: Any, spec: _Spec) -> Any:
     if value is None:
         return None
     if spec[0] == "text":
-        return orjson.dumps(value).decode()
+        return _json_text(value)
     if spec[0] == "float":
         return float(value)
     if spec[0] == "list":
@@ -370,7 +477,7 @@ def _convert(value: Any, spec: _Spec) -> Any:
 
 def _python_objects(lines: list[str]) -> pa.StructArray:
     """The exact, slow path: parse each document in Python and apply the rules."""
-    documents = [orjson.loads(line) for line in lines]
+    documents = [json.loads(line) for line in lines]
     if not all(isinstance(d, dict) for d in documents):
         msg = "not every value is a JSON object"
         raise ValueError(msg)
