@@ -34,7 +34,9 @@ json_objects = st.dictionaries(json_keys, json_values, max_size=5)
 # The shapes that have broken JSON decoding: few keys (so types clash between rows), ISO-date-like strings (Arrow's
 # reader turns them into timestamps), keys with quotes and backslashes, integers past float64's exact range and past
 # int64, and the non-finite numbers Python's json module writes.
-awkward_json_keys = st.sampled_from(["id", "user", "when", "it's", 'say "x"', "back\\slash", "a.b", "A", "a", ""])
+awkward_json_keys = st.sampled_from(
+    ["id", "user", "when", "it's", 'say "x"', "back\\slash", "a.b", "A", "a", "", "é", "a]b", "$"]
+)
 awkward_json_scalars = st.one_of(
     st.none(),
     st.booleans(),

@@ -79,12 +79,26 @@ def _converter(values: list[Any]) -> tuple[Convert, bool]:
     return same, False
 
 
+def _depth(value: Any) -> int:
+    if isinstance(value, dict | list):
+        children = value.values() if isinstance(value, dict) else value
+        return 1 + max((_depth(child) for child in children), default=0)
+    return 0
+
+
 def reference_decode(texts: list[str | None]) -> list[Any]:
-    """The oracle: ``json.loads`` per row, then the rules. Raises ValueError where the decoder must refuse."""
-    documents = [None if t is None else json.loads(t) for t in texts]
-    if not all(d is None or isinstance(d, dict) for d in documents):
-        msg = "not all objects"
+    """The oracle: ``json.loads`` per row, then the rules. Raises ValueError where the decoder must refuse: a row
+    that is not an object (JSON ``null`` reads as a null row), nesting deeper than 64 objects and lists, or a
+    string UTF-8 cannot hold (an unpaired surrogate escape)."""
+    try:
+        documents = [None if t is None else json.loads(t) for t in texts]
+        too_deep = any(_depth(d) > 64 for d in documents)
+    except RecursionError:
+        too_deep = True
+    if too_deep or not all(d is None or isinstance(d, dict) for d in documents):
+        msg = "not all objects, or too deep"
         raise ValueError(msg)
+    json.dumps(documents, ensure_ascii=False).encode()  # UnicodeEncodeError (a ValueError) for lone surrogates
     convert = _converter([d for d in documents if d is not None])[0]
     return [None if d is None else convert(d) for d in documents]
 
@@ -314,3 +328,38 @@ def test_repeated_key_whose_discarded_value_clashes() -> None:
     """Found by the oracle: the clash was in the first of two values of one key; JSON readers keep the last."""
     rows = ['{"id": [false, 0], "id": []}', '{"id": [1]}']
     assert decode_json_array(pa.array(rows)).to_pylist() == [{"id": []}, {"id": [1]}]
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        ['{"a": -NaN}', '{"a": 1}'],  # Arrow's reader takes it; not JSON, and Python's reader refuses it
+        ['{"a": "\\ud800"}'],  # an unpaired surrogate: no UTF-8 text holds it
+        ['{"\\udc00": 1}'],
+        ['{"a":' * 65 + "1" + "}" * 65],  # deeper than 64 levels
+        ['{"a":' + "[" * 3000 + "]" * 3000 + "}"],  # deeper than Python's reader goes
+        ['{"a": 1}} {"v": {"a": 2}', '{"a": 3}'],  # two documents in one value (one row, once wrapped)
+    ],
+    ids=["negative-nan", "lone-surrogate", "lone-surrogate-key", "deep", "very-deep", "two-documents"],
+)
+def test_values_json_loads_refuses_or_arrow_cannot_hold_leave_the_column_as_text(rows: list[str]) -> None:
+    """Found trying to break the decoder: these escaped as raw errors or decoded what Python's reader refuses."""
+    with pytest.raises(ValueError):  # the warning below shows the column is left as text
+        decode_json_array(pa.array(rows))
+    with pytest.warns(JSONDecodeWarning, match="'attributes' was left as text"):
+        out = decode_json_columns(pa.table({"attributes": rows}))
+    assert out.column("attributes").to_pylist() == rows
+
+
+def test_key_spelled_with_escapes_keeps_its_date_text() -> None:
+    """Found trying to break the decoder: ``{"\\u0061": "2020-01-01"}`` came back ``{"a": None}``."""
+    rows = ['{"\\u0061": "2020-01-01", "b": {"\\u00e9": "2021-02-03 04:05:06"}}', '{"a": "2022-01-01"}']
+    assert decode_json_array(pa.array(rows)).to_pylist() == [
+        {"a": "2020-01-01", "b": {"é": "2021-02-03 04:05:06"}},
+        {"a": "2022-01-01", "b": None},
+    ]
+
+
+def test_nesting_at_the_limit_decodes() -> None:
+    rows = ['{"a":' * 64 + "1" + "}" * 64]
+    assert decode_json_array(pa.array(rows)).to_pylist() == [json.loads(rows[0])]

@@ -1,13 +1,16 @@
 """Decode JSON-string columns (``attributes``, ``otel_events``...) into Arrow structs and lists, exactly.
 
 Logfire returns JSON columns as text in Arrow. Decoding must not guess from the first rows: the schema is the
-union over every row, found by Arrow's C++ JSON reader over the whole column at once. The rules:
+union over every row, found by Arrow's C++ JSON reader over the whole column at once. Each decoded value equals
+:func:`json.loads` of the original text (a repeated key keeps its last value; ``NaN`` and ``Infinity`` are
+floats), or, for a key whose types clash, is that value's JSON text. The rules:
 
 - An object becomes a struct with one field per key seen in any row; a key missing from a row is null there
   (so a missing key and an explicit JSON ``null`` read the same). Dotted keys (``http.method``) stay literal.
 - A SQL NULL stays a null struct; ``{}`` is a struct whose fields are all null.
-- Integers stay ``int64`` unless the same key also holds fractions in some row, then all are ``float64``;
-  integers beyond the int64 range are read as ``float64`` (as most JSON parsers do).
+- Integers stay ``int64`` unless the same key also holds fractions in some row, then all are ``float64``, as
+  long as float64 holds each integer exactly (up to 2**53 in magnitude). A key with a larger integer beside
+  fractions, or with an integer beyond the int64 range, is a clash: JSON text, every digit kept.
 - A key whose values have different JSON types across rows (``1`` here, ``"u-1"`` there, an object elsewhere)
   becomes a string field holding each value's JSON text (``'1'``, ``'"u-1"'``), so nothing is lost and
   ``json.loads`` gives the value back. A type clash inside a list makes the whole list field JSON text.
@@ -42,12 +45,17 @@ JSONColumns = Literal["auto"] | Sequence[str] | Mapping[str, pl.DataType] | None
 _CONFLICT = re.compile(r"Column\((?P<path>[^)]*)\) changed from \w+ to \w+")
 _AMBIGUOUS_KEY = r'"(?:[^"\\]|\\.)*/(?:[^"\\]|\\.)*"\s*:|"\[\]"\s*:'
 """Keys containing "/" or equal to "[]", which Arrow's clash messages (``Column(/a/[]/b)``) cannot name."""
+_NEGATIVE_NAN = r"[:,\[]\s*-NaN"
+"""``-NaN``, which Arrow's reader accepts and Python's refuses (it is not JSON, and NaN has no sign)."""
+_ARROW_MISREADS = f"{_AMBIGUOUS_KEY}|{_NEGATIVE_NAN}"
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_.\-]+$")
 """Keys that are literal in a regular expression once dots are escaped, and need no escaping in JSON."""
 _SCALAR = r'"(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+\-]*|true|false|null'
 """One JSON scalar token (a string with escapes, a number, a literal)."""
 _RE2_SPECIAL = frozenset(".^$*+?()[]{}|\\")
 _MAX_ROUNDS = 64
+_MAX_DEPTH = 64
+"""Objects and lists nested deeper than this leave the column as text (Python's own reader stops near 1000)."""
 _FLOAT_EXACT = 2**53
 """Integers up to this magnitude are exact in float64; beside fractions, larger ones are kept as JSON text."""
 _BLOCK_SIZE = 4 << 20
@@ -82,6 +90,45 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _loads(text: str, *, unique_keys: bool = False) -> Any:
+    """:func:`json.loads`, refusing values nested deeper than ``_MAX_DEPTH`` with a ValueError that says so."""
+    try:
+        value = json.loads(text, object_pairs_hook=_unique_keys if unique_keys else None)
+    except RecursionError:
+        value = None
+        deep = True
+    else:
+        deep = _depth(value) > _MAX_DEPTH
+    if deep:
+        msg = f"a value is nested deeper than {_MAX_DEPTH} objects and lists"
+        raise ValueError(msg)
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How many objects and lists deep ``value`` is (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _type_depth(type_: pa.DataType) -> int:
+    """How many structs and lists deep ``type_`` is, without recursion."""
+    deepest, stack = 0, [(type_, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if pa.types.is_struct(item) or pa.types.is_list(item):
+            deepest = max(deepest, depth + 1)
+            children = [f.type for f in item] if pa.types.is_struct(item) else [item.value_type]
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     document = dict(pairs)
     if len(document) < len(pairs):
@@ -96,7 +143,7 @@ def _as_json_text(line: str, paths: list[list[str]]) -> str:
     A repeated key refuses (:class:`_NotObjects`): Arrow's reader saw both values, so the clash it reported may
     come from the one a JSON reader discards; the whole column is then read the exact, slow way.
     """
-    document = json.loads(line, object_pairs_hook=_unique_keys)
+    document = _loads(line, unique_keys=True)
     for path in paths:
         parent = document
         for key in path[:-1]:
@@ -142,7 +189,7 @@ def _inexact_floats(type_: pa.DataType, lines: pa.Array) -> list[list[str]]:
     long = pl.Series(lines).str.contains("[0-9]{16}").fill_null(False).to_arrow()
     found: set[tuple[str, ...]] = set()
     for line in lines.filter(long).to_pylist():
-        found |= _inexact_in(json.loads(line), type_, ())
+        found |= _inexact_in(_loads(line), type_, ())
     return [list(path) for path in found]
 
 
@@ -218,9 +265,11 @@ def _restore_timestamp_text(decoded: pa.ChunkedArray, lines: pa.Array, data: pa.
         schema = pa.schema([f.with_type(_text_timestamps(f.type)) for f in decoded.type])
         table = _parse(data, schema)
         return pa.chunked_array([b.to_struct_array() for b in table.to_batches()], type=pa.struct(list(schema)))
+    texts = pl.Series(lines)
+    escaped = texts.str.contains("\\", literal=True)  # rows that might spell a key with escapes ("\\u0061")
     for path in paths:
         jsonpath = "$" + "".join(f"['{key}']" for key in path[1:])  # path[0] is the wrapping "v"
-        holders = pl.Series(lines).str.contains(orjson.dumps(path[-1]).decode(), literal=True).to_arrow()
+        holders = (texts.str.contains(orjson.dumps(path[-1]).decode(), literal=True) | escaped).to_arrow()
         found = pl.Series(lines.filter(holders)).str.json_path_match(jsonpath).to_arrow().cast(pa.string())
         decoded = _replace_path(decoded, path, pc.replace_with_mask(pa.nulls(len(lines), pa.string()), holders, found))
     return decoded
@@ -289,6 +338,9 @@ def _read_objects(original: pa.Array) -> pa.ChunkedArray:
         else:
             if table.num_rows != len(lines):
                 msg = "a value holds more than one JSON document"
+                raise _NotObjects(msg)
+            if _type_depth(table.schema.field("v").type) > _MAX_DEPTH:
+                msg = "deep nesting"
                 raise _NotObjects(msg)
             chunks = [batch.to_struct_array() for batch in table.to_batches()]
             decoded = pa.chunked_array(chunks, type=pa.struct(list(table.schema)))
@@ -359,16 +411,16 @@ def decode_json_array(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     lines = texts.filter(valid)
     if len(lines) == 0:
         return pa.chunked_array([pa.nulls(len(texts), pa.struct([]))])
-    # One pass for the two rare cases (a pretty-printed document, a key Arrow cannot name); each is then
-    # looked at on its own only if that pass found something.
-    unusual = pc.any(pc.match_substring_regex(lines, f"[\r\n]|{_AMBIGUOUS_KEY}")).as_py()
+    # One pass for the rare cases (a pretty-printed document, a key Arrow cannot name, text Arrow reads and
+    # Python refuses); each is then looked at on its own only if that pass found something.
+    unusual = pc.any(pc.match_substring_regex(lines, f"[\r\n]|{_ARROW_MISREADS}")).as_py()
     multi_line = pc.match_substring_regex(lines, "[\r\n]") if unusual else None
     if multi_line is not None and pc.any(multi_line).as_py():  # pretty-printed JSON: one document per line
-        compact = [_json_text(json.loads(text)) for text in lines.filter(multi_line).to_pylist()]
+        compact = [_json_text(_loads(text)) for text in lines.filter(multi_line).to_pylist()]
         lines = pc.replace_with_mask(lines, multi_line, pa.array(compact, pa.string()))
     try:
-        if unusual and pc.any(pc.match_substring_regex(lines, _AMBIGUOUS_KEY)).as_py():
-            msg = "a key Arrow's error paths cannot name"
+        if unusual and pc.any(pc.match_substring_regex(lines, _ARROW_MISREADS)).as_py():
+            msg = "a key Arrow's error paths cannot name, or text Arrow's reader misreads"
             raise _NotObjects(msg)
         decoded = _read_objects(lines)
         for chunk in decoded.chunks:
@@ -376,7 +428,7 @@ def decode_json_array(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     except (_NotObjects, pa.ArrowInvalid):
         # Arrow's reader refused (invalid JSON, a key it cannot address) or mis-read (nulls inside lists, seen in
         # pyarrow 26): decode exactly in Python instead. Slower, and only for such columns.
-        decoded = pa.chunked_array([_python_objects(['{"v":' + line + "}" for line in lines.to_pylist()])])
+        decoded = pa.chunked_array([_python_objects(lines.to_pylist())])
     values_type = decoded.type.field("v").type
     if not (pa.types.is_struct(values_type) or pa.types.is_list(values_type)):
         msg = "the values are not all JSON objects or all JSON arrays"
@@ -476,15 +528,17 @@ def _convert(value: Any, spec: _Spec) -> Any:
 
 
 def _python_objects(lines: list[str]) -> pa.StructArray:
-    """The exact, slow path: parse each document in Python and apply the rules."""
-    documents = [json.loads(line) for line in lines]
-    if not all(isinstance(d, dict) for d in documents):
-        msg = "not every value is a JSON object"
-        raise ValueError(msg)
+    """The exact, slow path: parse each document in Python and apply the rules.
+
+    Returns the documents wrapped as ``{"v": document}``, as the fast path does.
+    """
+    documents = [{"v": _loads(line)} for line in lines]
     spec = _infer(documents)
-    if spec[0] != "struct":
-        spec = ("struct", {})
-    return pa.array([_convert(d, spec) for d in documents], _arrow_type(spec))
+    try:
+        return pa.array([_convert(d, spec) for d in documents], _arrow_type(spec))
+    except UnicodeEncodeError as exc:
+        msg = f"a string holds an unpaired surrogate escape ({exc.object[exc.start : exc.end]!r}), not UTF-8 text"
+        raise ValueError(msg) from None
 
 
 def _is_text(type_: pa.DataType) -> bool:
