@@ -303,8 +303,19 @@ def test_10_huge_integer_inside_json_text_keeps_its_digits() -> None:
         (['{"n": 9007199254740993}', '{"n": 0.5}'], ["9007199254740993", "0.5"]),
         (['{"n": [9007199254740993, 0.5]}'], ["[9007199254740993,0.5]"]),
         (['{"n": [{"m": 9007199254740993}]}', '{"n": [{"m": 0.5}]}'], ['[{"m":9007199254740993}]', '[{"m":0.5}]']),
+        (
+            ['{"n": 12345678901234567890123}', '{"\\u006e": -12345678901234567890123}'],
+            ["12345678901234567890123", "-12345678901234567890123"],
+        ),
     ],
-    ids=["beyond-int64", "below-int64", "beyond-2**53-with-fractions", "in-a-list", "in-a-list-of-objects"],
+    ids=[
+        "beyond-int64",
+        "below-int64",
+        "beyond-2**53-with-fractions",
+        "in-a-list",
+        "in-a-list-of-objects",
+        "key-spelled-with-escapes",
+    ],
 )
 def test_10_integers_float64_cannot_hold_are_json_text(rows: list[str], expected: list[str]) -> None:
     """Issue 10: Arrow's reader silently made these floats (and lost digits); they are JSON text, digits kept."""
@@ -334,13 +345,24 @@ def test_repeated_key_whose_discarded_value_clashes() -> None:
     ("rows", "reason"),
     [
         (['{"a": -NaN}', '{"a": 1}'], "Expecting value"),  # Arrow's reader takes it; Python's refuses, not JSON
+        (['{"a": [Inf]}', '{"a": [1]}'], "Expecting value"),
+        (['{"a": -Inf}'], "Expecting value"),
         (['{"a": "\\ud800"}'], "unpaired surrogate"),  # no UTF-8 text holds it
         (['{"\\udc00": 1}'], "unpaired surrogate"),
         (['{"a":' * 65 + "1" + "}" * 65], "nested deeper than 64"),
         (['{"a":' + "[" * 3000 + "]" * 3000 + "}"], "nested deeper than 64"),  # deeper than Python's reader goes
         (['{"a": 1}} {"v": {"a": 2}', '{"a": 3}'], "Extra data"),  # two documents in one value, once wrapped
     ],
-    ids=["negative-nan", "lone-surrogate", "lone-surrogate-key", "deep", "very-deep", "two-documents"],
+    ids=[
+        "negative-nan",
+        "inf",
+        "negative-inf",
+        "lone-surrogate",
+        "lone-surrogate-key",
+        "deep",
+        "very-deep",
+        "two-documents",
+    ],
 )
 def test_values_json_loads_refuses_or_arrow_cannot_hold_leave_the_column_as_text(rows: list[str], reason: str) -> None:
     """Found trying to break the decoder: these escaped as raw errors or decoded what Python's reader refuses."""
