@@ -153,12 +153,17 @@ def _as_json_text(line: str, paths: list[list[str]]) -> str:
     return _json_text(document)
 
 
-def _has_float(type_: pa.DataType) -> bool:
-    if pa.types.is_floating(type_):
-        return True
-    if pa.types.is_struct(type_):
-        return any(_has_float(field.type) for field in type_)
-    return pa.types.is_list(type_) and _has_float(type_.value_type)
+def _holds_large_floats(array: pa.Array) -> bool:
+    """Whether a float64 value at any depth is 2**53 or more in magnitude.
+
+    Any integer float64 cannot hold is, once Arrow's reader has made it a float. NaN is not; infinities and
+    large fractions are, harmlessly (their rows are then looked at and found fine).
+    """
+    if pa.types.is_floating(array.type):
+        return bool(pc.any(pc.greater_equal(pc.abs(array), float(_FLOAT_EXACT))).as_py())
+    if pa.types.is_struct(array.type):
+        return any(_holds_large_floats(child) for child in array.flatten())
+    return pa.types.is_list(array.type) and _holds_large_floats(array.flatten())
 
 
 def _inexact_in(value: Any, type_: pa.DataType, path: tuple[str, ...]) -> set[tuple[str, ...]]:
@@ -177,15 +182,16 @@ def _inexact_in(value: Any, type_: pa.DataType, path: tuple[str, ...]) -> set[tu
     return set()
 
 
-def _inexact_floats(type_: pa.DataType, lines: pa.Array) -> list[list[str]]:
+def _inexact_floats(decoded: pa.ChunkedArray, lines: pa.Array) -> list[list[str]]:
     """Keys Arrow's reader made float64 although some row holds an integer there that float64 cannot hold.
 
     Arrow reads an integer beyond int64, or any integer beside fractions, as float64, losing digits past 2**53.
-    Such an integer has at least 16 digits, so only rows with a run of 16 digits are parsed here, and only when
-    some field is float64 at all.
+    Only when some float is that large are rows looked at; such an integer has at least 16 digits, so only rows
+    with a run of 16 digits are parsed.
     """
-    if not _has_float(type_):
+    if not any(_holds_large_floats(chunk.field("v")) for chunk in decoded.chunks):
         return []
+    type_ = decoded.type.field("v").type
     long = pl.Series(lines).str.contains("[0-9]{16}").fill_null(False).to_arrow()
     found: set[tuple[str, ...]] = set()
     for line in lines.filter(long).to_pylist():
@@ -344,7 +350,7 @@ def _read_objects(original: pa.Array) -> pa.ChunkedArray:
                 raise _NotObjects(msg)
             chunks = [batch.to_struct_array() for batch in table.to_batches()]
             decoded = pa.chunked_array(chunks, type=pa.struct(list(table.schema)))
-            new_paths = _inexact_floats(decoded.type.field("v").type, lines)
+            new_paths = _inexact_floats(decoded, lines)
             if any(path in paths for path in new_paths):
                 msg = "a key kept as text is still read as numbers (spelled with escapes in some row)"
                 raise _NotObjects(msg)
