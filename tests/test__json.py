@@ -7,6 +7,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -15,8 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import logfire_io
 from logfire_io import JSONDecodeWarning
 from logfire_io._json import decode_json_array, decode_json_columns
+from logfire_io.server import LocalLogfire
+from tests.helpers import make_records
 from tests.strategies import json_columns, json_objects
 
 
@@ -385,3 +389,30 @@ def test_key_spelled_with_escapes_keeps_its_date_text() -> None:
 def test_nesting_at_the_limit_decodes() -> None:
     rows = ['{"a":' * 64 + "1" + "}" * 64]
     assert decode_json_array(pa.array(rows)).to_pylist() == [json.loads(rows[0])]
+
+
+def test_awkward_attributes_read_through_the_local_server_decode_exactly() -> None:
+    """End to end: the regression shapes stored as text by the local server, read back by the reader."""
+    rows = [
+        '{"user_id": 42, "cost": 0.5}',
+        '{"user_id": "u-7", "dates": ["2020-01-01"], "it\'s": "2021-02-03 04:05:06"}',
+        '{"user_id": {"x": 12345678901234567890123}, "cost": 9007199254740993, "n": NaN}',
+        '{"\\u0061": [1, 2.5], "user": {"id": 1}}',
+        None,
+        '{"user": {"id": "u-2"}, "a": [3]}',
+    ] * 20
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    records = make_records([start + timedelta(seconds=i) for i in range(len(rows))], attributes=rows)
+    with LocalLogfire(records=records, workers=1) as srv:
+        table = logfire_io.read_logfire_arrow(
+            "SELECT attributes FROM records ORDER BY span_id",
+            read_token=srv.read_token,
+            base_url=srv.base_url,
+            min_timestamp=start,
+            progress=False,
+        )
+    expected = reference_decode(rows)
+    decoded = table.column("attributes").to_pylist()
+    assert len(decoded) == len(rows)
+    assert all(_matches(got, want) for got, want in zip(decoded, expected, strict=True))
+    assert decoded[2]["user_id"] == '{"x":12345678901234567890123}'
