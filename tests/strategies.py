@@ -21,14 +21,20 @@ json_scalars = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False, width=64).filter(lambda f: f == f and abs(f) < 1e300),
     st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
 )
-json_values = st.recursive(
-    json_scalars,
-    lambda children: st.one_of(
-        st.lists(children, max_size=3),
-        st.dictionaries(json_keys, children, max_size=3),
-    ),
-    max_leaves=8,
-)
+
+
+def nested_json(
+    scalars: st.SearchStrategy[Any], keys: st.SearchStrategy[str], max_leaves: int
+) -> st.SearchStrategy[Any]:
+    """JSON values: ``scalars``, and lists and objects (with ``keys``) of them, up to ``max_leaves`` scalars."""
+    return st.recursive(
+        scalars,
+        lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(keys, children, max_size=3)),
+        max_leaves=max_leaves,
+    )
+
+
+json_values = nested_json(json_scalars, json_keys, max_leaves=8)
 json_objects = st.dictionaries(json_keys, json_values, max_size=5)
 
 # The shapes that have broken JSON decoding: few keys (so types clash between rows), ISO-date-like strings (Arrow's
@@ -47,14 +53,7 @@ awkward_json_scalars = st.one_of(
     st.sampled_from(["2020-01-01", "2021-02-03 04:05:06", "1990-03-14T10:00:00.123+02:00", "u-7", "é😀", "\x00"]),
     st.text(st.characters(blacklist_categories=("Cs",)), max_size=6),
 )
-awkward_json_values = st.recursive(
-    awkward_json_scalars,
-    lambda children: st.one_of(
-        st.lists(children, max_size=3),
-        st.dictionaries(awkward_json_keys, children, max_size=3),
-    ),
-    max_leaves=6,
-)
+awkward_json_values = nested_json(awkward_json_scalars, awkward_json_keys, max_leaves=6)
 
 
 @st.composite

@@ -122,4 +122,13 @@ def arrow_to_pandas(table: pa.Table, dtype_backend: DtypeBackend | None, pandas:
     for index, column in enumerate(table.columns):
         if dtype_backend is None and pa.types.is_integer(column.type) and column.null_count:
             frame.isetitem(index, column.to_pandas(types_mapper=integers.get))
+        elif _has_nul_field_name(column.type):  # pyarrow cuts such names at the NUL when it builds dicts
+            frame.isetitem(index, pd_.Series(column.to_pylist(), index=frame.index, dtype=object))
     return frame  # type: ignore[no-any-return]
+
+
+def _has_nul_field_name(type_: pa.DataType) -> bool:
+    """Whether a struct inside ``type_`` has a field name with a NUL character (a JSON key may)."""
+    if pa.types.is_struct(type_):
+        return any("\x00" in field.name or _has_nul_field_name(field.type) for field in type_)
+    return pa.types.is_list(type_) and _has_nul_field_name(type_.value_type)
