@@ -92,15 +92,13 @@ def _json_text(value: Any) -> str:
 
 def _loads(text: str, *, unique_keys: bool = False) -> Any:
     """:func:`json.loads`, refusing values nested deeper than ``_MAX_DEPTH`` with a ValueError that says so."""
+    msg = f"a value is nested deeper than {_MAX_DEPTH} objects and lists"
     try:
         value = json.loads(text, object_pairs_hook=_unique_keys if unique_keys else None)
     except RecursionError:
-        value = None
-        deep = True
-    else:
-        deep = _depth(value) > _MAX_DEPTH
-    if deep:
-        msg = f"a value is nested deeper than {_MAX_DEPTH} objects and lists"
+        raise ValueError(msg) from None
+    # Only a text with that many brackets can be that deep: most values skip the walk.
+    if text.count("{") + text.count("[") > _MAX_DEPTH and _depth(value) > _MAX_DEPTH:
         raise ValueError(msg)
     return value
 
@@ -130,6 +128,7 @@ def _type_depth(type_: pa.DataType) -> int:
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object as :func:`json.loads` builds it, refusing a repeated key (see :func:`_as_json_text`)."""
     document = dict(pairs)
     if len(document) < len(pairs):
         msg = "an object repeats a key"
@@ -412,7 +411,9 @@ def decode_json_array(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     Raises
     ------
     ValueError
-        Some value is not valid JSON, or the values are not all objects or all arrays.
+        Some value is not valid JSON (as Python's :func:`json.loads` reads it), is nested deeper than 64 objects
+        and lists, holds a string UTF-8 cannot hold (an unpaired surrogate escape), or the values are not all
+        objects or all arrays.
     """
     texts = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     texts = texts.cast(pa.string())
