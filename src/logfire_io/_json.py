@@ -59,6 +59,8 @@ _MAX_DEPTH = 64
 _FLOAT_EXACT = 2**53
 """Integers up to this magnitude are exact in float64; beside fractions, larger ones are kept as JSON text."""
 _BLOCK_SIZE = 4 << 20
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_NOT_READ = object()
 _ALWAYS_TEXT = frozenset({"log_body"})
 
 
@@ -87,14 +89,23 @@ def _json_text(value: Any) -> str:
     Integers of any size keep every digit (orjson would turn those beyond 64 bits into floats); NaN and the
     infinities are written as Python's reader reads them back.
     """
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
-def _loads(text: str, *, unique_keys: bool = False) -> Any:
-    """:func:`json.loads`, refusing values nested deeper than ``_MAX_DEPTH`` with a ValueError that says so."""
+def _loads(text: str, *, unique_keys: bool = False, orjson_first: bool = False) -> Any:
+    """:func:`json.loads`, refusing values nested deeper than ``_MAX_DEPTH`` with a ValueError that says so.
+
+    ``orjson_first``: try orjson (three times faster) first. Only for a text without 19 digits in a row: orjson
+    reads integers beyond 64 bits as floats. It refuses NaN and the infinities, which then go to Python's reader.
+    """
     msg = f"a value is nested deeper than {_MAX_DEPTH} objects and lists"
     try:
-        value = json.loads(text, object_pairs_hook=_unique_keys if unique_keys else None)
+        value = orjson.loads(text) if orjson_first else _NOT_READ
+    except orjson.JSONDecodeError:
+        value = _NOT_READ
+    try:
+        if value is _NOT_READ:
+            value = json.loads(text, object_pairs_hook=_unique_keys if unique_keys else None)
     except RecursionError:
         raise ValueError(msg) from None
     # Only a text with that many brackets can be that deep: most values skip the walk.
@@ -438,7 +449,7 @@ def decode_json_array(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     except (_NotObjects, pa.ArrowInvalid):
         # Arrow's reader refused (invalid JSON, a key it cannot address) or mis-read (nulls inside lists, seen in
         # pyarrow 26): decode exactly in Python instead. Slower, and only for such columns.
-        decoded = pa.chunked_array([_python_objects(lines.to_pylist())])
+        decoded = pa.chunked_array([_python_objects(lines)])
     values_type = decoded.type.field("v").type
     if not (pa.types.is_struct(values_type) or pa.types.is_list(values_type)):
         msg = "the values are not all JSON objects or all JSON arrays"
@@ -537,12 +548,15 @@ def _convert(value: Any, spec: _Spec) -> Any:
     return value
 
 
-def _python_objects(lines: list[str]) -> pa.StructArray:
+def _python_objects(lines: pa.Array) -> pa.StructArray:
     """The exact, slow path: parse each document in Python and apply the rules.
 
     Returns the documents wrapped as ``{"v": document}``, as the fast path does.
     """
-    documents = [{"v": _loads(line)} for line in lines]
+    long_integers = pl.Series(lines).str.contains("[0-9]{19}").fill_null(False).to_list()
+    documents = [
+        {"v": _loads(line, orjson_first=not long)} for line, long in zip(lines.to_pylist(), long_integers, strict=True)
+    ]
     spec = _infer(documents)
     try:
         return pa.array([_convert(d, spec) for d in documents], _arrow_type(spec))
