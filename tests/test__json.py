@@ -416,3 +416,10 @@ def test_awkward_attributes_read_through_the_local_server_decode_exactly() -> No
     assert len(decoded) == len(rows)
     assert all(_matches(got, want) for got, want in zip(decoded, expected, strict=True))
     assert decoded[2]["user_id"] == '{"x":12345678901234567890123}'
+
+
+def test_date_text_restored_in_rows_polars_json_path_cannot_read() -> None:
+    """Found by the oracle: polars' JSONPath refuses a row holding ``Infinity``, so its date came back None."""
+    rows = ['{"id": {"n": Infinity, "user": "2020-01-01"}}', '{"id": {"n": NaN, "user": "2021-02-03"}}']
+    assert decode_json_array(pa.array(rows)).to_pylist()[0]["id"]["user"] == "2020-01-01"
+    assert_decodes_exactly(rows)

@@ -271,24 +271,34 @@ def _with_field(array: pa.StructArray, path: tuple[str, ...], values: pa.Array) 
 def _restore_timestamp_text(decoded: pa.ChunkedArray, lines: pa.Array, data: pa.Buffer) -> pa.ChunkedArray:
     """Arrow's reader turns ISO-date-like strings into timestamps; give those fields back their exact text.
 
-    Each such field is re-read from the documents with a JSONPath match (the exact string); a timestamp inside a
-    list, or behind a key JSONPath cannot spell, makes the whole column be parsed again with string types.
+    Each such field is re-read from the documents with a JSONPath match (the exact string). A timestamp inside a
+    list, behind a key JSONPath cannot spell, or in a row JSONPath cannot read (polars' reader refuses ``NaN``)
+    makes the whole column be parsed again with string types instead.
     """
     paths = _timestamp_paths(decoded.type)
     if paths == []:
         return decoded
     if paths is None or any("'" in key or "\\" in key for path in paths for key in path):
-        schema = pa.schema([f.with_type(_text_timestamps(f.type)) for f in decoded.type])
-        table = _parse(data, schema)
-        return pa.chunked_array([b.to_struct_array() for b in table.to_batches()], type=pa.struct(list(schema)))
+        return _parse_with_text_timestamps(decoded.type, data)
     texts = pl.Series(lines)
     escaped = texts.str.contains("\\", literal=True)  # rows that might spell a key with escapes ("\\u0061")
+    restored = decoded
     for path in paths:
         jsonpath = "$" + "".join(f"['{key}']" for key in path[1:])  # path[0] is the wrapping "v"
         holders = (texts.str.contains(orjson.dumps(path[-1]).decode(), literal=True) | escaped).to_arrow()
         found = pl.Series(lines.filter(holders)).str.json_path_match(jsonpath).to_arrow().cast(pa.string())
-        decoded = _replace_path(decoded, path, pc.replace_with_mask(pa.nulls(len(lines), pa.string()), holders, found))
-    return decoded
+        found = pc.replace_with_mask(pa.nulls(len(lines), pa.string()), holders, found)
+        if pc.any(pc.and_(pc.is_valid(_field_at(decoded, path)), pc.is_null(found))).as_py():
+            return _parse_with_text_timestamps(decoded.type, data)  # JSONPath missed a value Arrow read
+        restored = _replace_path(restored, path, found)
+    return restored
+
+
+def _parse_with_text_timestamps(type_: pa.StructType, data: pa.Buffer) -> pa.ChunkedArray:
+    """``data`` parsed again with ``type_``, its timestamps read as the strings they are in the text."""
+    schema = pa.schema([f.with_type(_text_timestamps(f.type)) for f in type_])
+    table = _parse(data, schema)
+    return pa.chunked_array([b.to_struct_array() for b in table.to_batches()], type=pa.struct(list(schema)))
 
 
 def _field_at(decoded: pa.ChunkedArray, path: tuple[str, ...]) -> pa.Array:
