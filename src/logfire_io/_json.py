@@ -47,7 +47,10 @@ _AMBIGUOUS_KEY = r'"(?:[^"\\]|\\.)*/(?:[^"\\]|\\.)*"\s*:|"\[\]"\s*:'
 """Keys containing "/" or equal to "[]", which Arrow's clash messages (``Column(/a/[]/b)``) cannot name."""
 _NOT_PYTHON_NUMBERS = r"[:,\[]\s*(?:-NaN|-?Inf[^i])"
 """``-NaN``, ``Inf`` and ``-Inf``: Arrow's reader takes them, Python's refuses them (they are not JSON)."""
-_ARROW_MISREADS = f"{_AMBIGUOUS_KEY}|{_NOT_PYTHON_NUMBERS}"
+_DEEP_CHAIN = r'(?:[\[{]\s*(?:"(?:[^"\\]|\\.)*"\s*:\s*)?){65}'
+"""65 objects or lists each opening the next: deeper than allowed, and Arrow's reader takes quadratic time on
+such a chain of lists (10 s for 3,000 levels in 6 kB)."""
+_NOT_FOR_ARROW = f"{_AMBIGUOUS_KEY}|{_NOT_PYTHON_NUMBERS}|{_DEEP_CHAIN}"
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_.\-]+$")
 """Keys that are literal in a regular expression once dots are escaped, and need no escaping in JSON."""
 _SCALAR = r'"(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+\-]*|true|false|null'
@@ -444,14 +447,14 @@ def decode_json_array(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
         return pa.chunked_array([pa.nulls(len(texts), pa.struct([]))])
     # One pass for the rare cases (a pretty-printed document, a key Arrow cannot name, text Arrow reads and
     # Python refuses); each is then looked at on its own only if that pass found something.
-    unusual = pc.any(pc.match_substring_regex(lines, f"[\r\n]|{_ARROW_MISREADS}")).as_py()
+    unusual = pc.any(pc.match_substring_regex(lines, f"[\r\n]|{_NOT_FOR_ARROW}")).as_py()
     multi_line = pc.match_substring_regex(lines, "[\r\n]") if unusual else None
     if multi_line is not None and pc.any(multi_line).as_py():  # pretty-printed JSON: one document per line
         compact = [_json_text(_loads(text)) for text in lines.filter(multi_line).to_pylist()]
         lines = pc.replace_with_mask(lines, multi_line, pa.array(compact, pa.string()))
     try:
-        if unusual and pc.any(pc.match_substring_regex(lines, _ARROW_MISREADS)).as_py():
-            msg = "a key Arrow's error paths cannot name, or text Arrow's reader misreads"
+        if unusual and pc.any(pc.match_substring_regex(lines, _NOT_FOR_ARROW)).as_py():
+            msg = "a key Arrow's error paths cannot name, or text Arrow's reader misreads or is slow on"
             raise _NotObjects(msg)
         decoded = _read_objects(lines)
         for chunk in decoded.chunks:
