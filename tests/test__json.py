@@ -160,7 +160,7 @@ def test_decoding_follows_the_rules(documents: list[dict | None]) -> None:
     assert_decodes_exactly([None if d is None else orjson.dumps(d).decode() for d in documents])
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(json_columns, st.integers(1, 40))
 def test_awkward_columns_decode_exactly(texts: list[str | None], copies: int) -> None:
     """Clashes, date-like strings in lists, quoted keys, huge integers, NaN, repeated keys, pretty-printing; the
