@@ -51,6 +51,9 @@ _DEEP_CHAIN = r'(?:[\[{]\s*(?:"(?:[^"\\]|\\.)*"\s*:\s*)?){65}'
 """65 objects or lists each opening the next: deeper than allowed, and Arrow's reader takes quadratic time on
 such a chain of lists (10 s for 3,000 levels in 6 kB)."""
 _NOT_FOR_ARROW = f"{_AMBIGUOUS_KEY}|{_NOT_PYTHON_NUMBERS}|{_DEEP_CHAIN}"
+_ESCAPED_KEY = r'"(?:[^"\\]|\\.)*\\.(?:[^"\\]|\\.)*"\s*:'
+"""A key written with an escape (``"\\u00e9"`` for ``"é"``): the row may hold a key under another spelling than
+the one searched for, so it is looked at by a JSON reader."""
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_.\-]+$")
 """Keys that are literal in a regular expression once dots are escaped, and need no escaping in JSON."""
 _SCALAR = r'"(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+\-]*|true|false|null'
@@ -284,7 +287,7 @@ def _restore_timestamp_text(decoded: pa.ChunkedArray, lines: pa.Array, data: pa.
     if paths is None or any("'" in key or "\\" in key for path in paths for key in path):
         return _parse_with_text_timestamps(decoded.type, data)
     texts = pl.Series(lines)
-    escaped = texts.str.contains("\\", literal=True)  # rows that might spell a key with escapes ("\\u0061")
+    escaped = texts.str.contains(_ESCAPED_KEY)
     restored = decoded
     for path in paths:
         jsonpath = "$" + "".join(f"['{key}']" for key in path[1:])  # path[0] is the wrapping "v"
@@ -401,7 +404,8 @@ def _keep_as_text(
     change; rows rewritten in earlier rounds for other keys stay as they are.
     """
     paths[:] = [p for p in paths if p[: len(path)] != path] + [path]
-    touched = documents.str.contains(_literal(orjson.dumps(path[0]).decode()) + r"\s*:").to_arrow()
+    spelled = documents.str.contains(_literal(orjson.dumps(path[0]).decode()) + r"\s*:")
+    touched = (spelled | documents.str.contains(_ESCAPED_KEY)).to_arrow()
     if all(_SAFE_KEY.match(key) for key in path):
         # Most clashes are scalars (an id that is sometimes a string): take their text vectorised, and leave only
         # the other rows to the per-row rewrite below.
