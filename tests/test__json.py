@@ -442,3 +442,13 @@ def test_clashing_key_spelled_with_escapes_in_one_row(value: str) -> None:
     its value came back raw (``u-7``) instead of as JSON text."""
     rows = ['{"\\u00e9": ' + value + "}", '{"é": []}']
     assert decode_json_array(pa.array(rows)).to_pylist() == [{"é": value}, {"é": "[]"}]
+
+
+def test_clash_where_the_key_is_spelled_plainly_elsewhere_in_the_row() -> None:
+    """Found reading the vectorised clash path: the one plain ``"key":`` in the row belonged to another object, so
+    its value was taken as the clashing one's text, and nulled."""
+    rows = ['{"other": {"key": 1}, "a": {"k\\u0065y": "x"}}', '{"a": {"key": 2}}'] * 3
+    assert decode_json_array(pa.array(rows)).to_pylist()[:2] == [
+        {"other": {"key": 1}, "a": {"key": '"x"'}},
+        {"other": None, "a": {"key": "2"}},
+    ]

@@ -405,12 +405,15 @@ def _keep_as_text(
     """
     paths[:] = [p for p in paths if p[: len(path)] != path] + [path]
     spelled = documents.str.contains(_literal(orjson.dumps(path[0]).decode()) + r"\s*:")
-    touched = (spelled | documents.str.contains(_ESCAPED_KEY)).to_arrow()
+    escaped = documents.str.contains(_ESCAPED_KEY)
+    touched = (spelled | escaped).to_arrow()
     if all(_SAFE_KEY.match(key) for key in path):
         # Most clashes are scalars (an id that is sometimes a string): take their text vectorised, and leave only
-        # the other rows to the per-row rewrite below.
-        local, texts, nulled = _scalar_clash(lines.filter(touched), path)
-        handled = pc.replace_with_mask(touched, touched, local)
+        # the other rows to the per-row rewrite below. Not in a row spelling a key with escapes: the one plain
+        # spelling found there may belong to another object.
+        plain = (spelled & ~escaped).to_arrow()
+        local, texts, nulled = _scalar_clash(lines.filter(plain), path)
+        handled = pc.replace_with_mask(plain, plain, local)
         texts = pc.replace_with_mask(pa.nulls(len(lines), pa.string()), handled, texts)
         vectorised[tuple(path)] = (handled, texts)
         lines = pc.replace_with_mask(lines, handled, nulled)
