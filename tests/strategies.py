@@ -41,7 +41,7 @@ json_objects = st.dictionaries(json_keys, json_values, max_size=5)
 # reader turns them into timestamps), keys with quotes and backslashes, integers past float64's exact range and past
 # int64, and the non-finite numbers Python's json module writes.
 awkward_json_keys = st.sampled_from(
-    ["id", "user", "when", "it's", 'say "x"', "back\\slash", "a.b", "A", "a", "", "é", "a]b", "$"]
+    ["id", "user", "when", "it's", 'say "x"', "back\\slash", "a.b", "A", "a", "", "é", "a]b", "$", "v", "tab\tkey"]
 )
 awkward_json_scalars = st.one_of(
     st.none(),
@@ -58,13 +58,13 @@ awkward_json_values = nested_json(awkward_json_scalars, awkward_json_keys, max_l
 
 @st.composite
 def json_object_texts(draw: st.DrawFn) -> str:
-    """The text of one JSON object as a writer might emit it: compact or spaced, ASCII-escaped or not, sometimes
-    pretty-printed, sometimes with a key repeated (JSON readers keep the last)."""
-    pairs = draw(st.lists(st.tuples(awkward_json_keys, awkward_json_values), max_size=4))
-    ensure_ascii = draw(st.booleans())
+    """The text of one JSON object as a writer might emit it: compact or spaced, each member ASCII-escaped or not
+    (so one key has two spellings), sometimes pretty-printed, sometimes with a key repeated (JSON readers keep the
+    last)."""
+    pairs = draw(st.lists(st.tuples(awkward_json_keys, awkward_json_values, st.booleans()), max_size=4))
     style = draw(st.sampled_from([(",", ":"), (", ", ": "), (",\n  ", ": ")]))
     members = [
-        json.dumps(k, ensure_ascii=ensure_ascii) + style[1] + json.dumps(v, ensure_ascii=ensure_ascii) for k, v in pairs
+        json.dumps(k, ensure_ascii=ascii_) + style[1] + json.dumps(v, ensure_ascii=ascii_) for k, v, ascii_ in pairs
     ]
     return "{" + style[0].join(members) + "}"
 
