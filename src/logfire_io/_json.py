@@ -67,6 +67,7 @@ _FLOAT_EXACT = 2**53
 _BLOCK_SIZE = 4 << 20
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _NOT_READ = object()
+"""orjson did not read the text (None cannot say so: it is JSON's null)."""
 _ALWAYS_TEXT = frozenset({"log_body"})
 
 
