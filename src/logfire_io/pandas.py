@@ -54,9 +54,11 @@ def read_logfire_pandas(
     Parameters
     ----------
     dtype_backend
-        None: NumPy dtypes, structs and lists as Python objects. ``"numpy_nullable"``: pandas' nullable
+        None: NumPy dtypes, structs and lists as Python objects; integer columns with NULLs as pandas' nullable
+        ``Int64`` (and its kin) rather than floats. ``"numpy_nullable"``: pandas' nullable
         ``Int64``/``boolean``/``string`` dtypes. ``"pyarrow"``: ``pd.ArrowDtype`` columns, zero-copy, structs kept
-        as Arrow structs (the fastest for JSON columns).
+        as Arrow structs (the fastest for JSON columns). With every backend, whole numbers stay integers, also
+        inside decoded JSON (``404``, never ``404.0``; None where a value is missing).
 
     Other parameters: see :func:`logfire_io.read_logfire_arrow`.
     """
@@ -82,25 +84,51 @@ def read_logfire_pandas(
     return arrow_to_pandas(table, dtype_backend, pandas)
 
 
+def _nullable_integers(pd_: Any) -> dict[pa.DataType, Any]:
+    return {
+        pa.int8(): pd_.Int8Dtype(),
+        pa.int16(): pd_.Int16Dtype(),
+        pa.int32(): pd_.Int32Dtype(),
+        pa.int64(): pd_.Int64Dtype(),
+        pa.uint8(): pd_.UInt8Dtype(),
+        pa.uint16(): pd_.UInt16Dtype(),
+        pa.uint32(): pd_.UInt32Dtype(),
+        pa.uint64(): pd_.UInt64Dtype(),
+    }
+
+
 def arrow_to_pandas(table: pa.Table, dtype_backend: DtypeBackend | None, pandas: Any) -> pd.DataFrame:
-    """Convert at the edge, keeping microsecond UTC timestamps whatever the backend."""
+    """Convert at the edge, keeping microsecond UTC timestamps and whole numbers whatever the backend.
+
+    pyarrow turns an integer column with nulls into float64 (``404`` becomes ``404.0``), also inside the structs
+    and lists of decoded JSON. Inside those, integers with nulls become Python ints and None instead
+    (``integer_object_nulls``); a column of integers with nulls becomes pandas' nullable integer dtype.
+    """
     pd_ = pandas
     if dtype_backend == "pyarrow":
         return table.to_pandas(types_mapper=pd_.ArrowDtype)  # type: ignore[attr-defined,no-any-return]
-    if dtype_backend == "numpy_nullable":
-        nullable = {
-            pa.int8(): pd_.Int8Dtype(),
-            pa.int16(): pd_.Int16Dtype(),
-            pa.int32(): pd_.Int32Dtype(),
-            pa.int64(): pd_.Int64Dtype(),
-            pa.uint8(): pd_.UInt8Dtype(),
-            pa.uint16(): pd_.UInt16Dtype(),
-            pa.uint32(): pd_.UInt32Dtype(),
-            pa.uint64(): pd_.UInt64Dtype(),
-            pa.bool_(): pd_.BooleanDtype(),
-            pa.float32(): pd_.Float32Dtype(),
-            pa.float64(): pd_.Float64Dtype(),
-            pa.string(): pd_.StringDtype(),
-        }
-        return table.to_pandas(types_mapper=nullable.get, coerce_temporal_nanoseconds=False)  # type: ignore[no-any-return]
-    return table.to_pandas(coerce_temporal_nanoseconds=False)  # type: ignore[no-any-return]
+    integers = _nullable_integers(pd_)
+    nullable = integers | {
+        pa.bool_(): pd_.BooleanDtype(),
+        pa.float32(): pd_.Float32Dtype(),
+        pa.float64(): pd_.Float64Dtype(),
+        pa.string(): pd_.StringDtype(),
+    }
+    frame = table.to_pandas(
+        types_mapper=nullable.get if dtype_backend == "numpy_nullable" else None,
+        integer_object_nulls=True,
+        coerce_temporal_nanoseconds=False,
+    )
+    for index, column in enumerate(table.columns):
+        if dtype_backend is None and pa.types.is_integer(column.type) and column.null_count:
+            frame.isetitem(index, column.to_pandas(types_mapper=integers.get))
+        elif _has_nul_field_name(column.type):  # pyarrow cuts such names at the NUL when it builds dicts
+            frame.isetitem(index, pd_.Series(column.to_pylist(), index=frame.index, dtype=object))
+    return frame  # type: ignore[no-any-return]
+
+
+def _has_nul_field_name(type_: pa.DataType) -> bool:
+    """Whether a struct inside ``type_`` has a field name with a NUL character (a JSON key may)."""
+    if pa.types.is_struct(type_):
+        return any("\x00" in field.name or _has_nul_field_name(field.type) for field in type_)
+    return pa.types.is_list(type_) and _has_nul_field_name(type_.value_type)
