@@ -22,6 +22,7 @@ from datafusion import SessionContext, udf
 
 import polars as pl
 from logfire_io.schema import LEVEL_NAMES, LEVEL_NUMBERS
+from logfire_io.server.metric_udfs import register_metric_udfs
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -179,3 +180,4 @@ def register_udfs(ctx: SessionContext) -> None:
     """Register Logfire's JSON and level functions on ``ctx``."""
     for name, func, inputs, output in _UDFS:
         ctx.register_udf(udf(func, inputs, output, "immutable", name))
+    register_metric_udfs(ctx)
