@@ -57,7 +57,8 @@ Until the dialect shim replaces ``value`` in ``metric_*`` calls with :data:`VALU
 
 from __future__ import annotations
 
-import math
+import functools
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -127,14 +128,58 @@ def _exponential_buckets(row: Row) -> Iterable[tuple[float, float, int]]:
                 yield min(low, high), max(low, high), count
 
 
-def _masses(rows: list[Row]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class _Totals:
+    """Count, sum, min and max of the observations some rows describe (see the module docstring).
+
+    Computed on whole Arrow arrays, and small, so ``metric_count``/``sum``/``min``/``max``/``avg`` keep only
+    these four numbers as their aggregation state instead of the rows.
+    """
+
+    count: int = 0
+    sum: float | None = None
+    min: float | None = None
+    max: float | None = None
+
+    @classmethod
+    def of(cls, values: pa.Array) -> _Totals:
+        """The totals of an array of ``value`` structs (NULL structs count for nothing)."""
+        field = dict(zip(VALUE_TYPE.names, values.flatten(), strict=True))
+        histogram = pc.or_(
+            pc.or_(pc.is_valid(field["exp_histogram_scale"]), pc.is_valid(field["histogram_bucket_counts"])),
+            pc.is_valid(field["histogram_count"]),
+        )
+        scalar = pc.and_(pc.invert(histogram), pc.is_valid(field["scalar_value"]))
+
+        def either(name: str) -> pa.Array:
+            return pc.if_else(histogram, field[name], pc.if_else(scalar, field["scalar_value"], None))
+
+        count = pc.sum(pc.if_else(histogram, pc.fill_null(field["histogram_count"], 0), pc.cast(scalar, pa.int64())))
+        extremes = [pc.min(either("histogram_min")).as_py(), pc.max(either("histogram_max")).as_py()]
+        return cls(count.as_py() or 0, pc.sum(either("histogram_sum")).as_py(), *extremes)
+
+    @classmethod
+    def combined(cls, counts: pa.Array, sums: pa.Array, mins: pa.Array, maxs: pa.Array) -> _Totals:
+        """The totals of several partial totals, given as arrays of their fields."""
+        return cls(pc.sum(counts).as_py() or 0, pc.sum(sums).as_py(), pc.min(mins).as_py(), pc.max(maxs).as_py())
+
+    def state(self) -> list[pa.Scalar]:
+        return [
+            pa.scalar(self.count, pa.int64()),
+            *(pa.scalar(v, pa.float64()) for v in (self.sum, self.min, self.max)),
+        ]
+
+    def plus(self, other: _Totals) -> _Totals:
+        return _Totals.combined(*(pa.array([a, b]) for a, b in zip(self.state(), other.state(), strict=True)))
+
+
+def _masses(rows: list[Row], totals: _Totals) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The rows as (low, high, count) pieces of one distribution: uniform between low and high, or a point.
 
     Pieces are clipped to the group's smallest and largest observation (``metric_min``/``metric_max``), not to
     each row's: then merging rows first (``metric_merge``) gives the same distribution.
     """
-    _, _, mins, maxs = _observations(rows)
-    low_end, high_end = (min(mins) if mins else None), (max(maxs) if maxs else None)
+    low_end, high_end = totals.min, totals.max
     pieces: list[tuple[float, float, int]] = []
     for row in rows:
         if row["exp_histogram_scale"] is not None:
@@ -151,9 +196,9 @@ def _masses(rows: list[Row]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.clip(low, bottom, top), np.clip(high, bottom, top), count
 
 
-def _quantile(rows: list[Row], p: float) -> float | None:
+def _quantile(rows: list[Row], totals: _Totals, p: float) -> float | None:
     """The ``p``-quantile of the distribution ``rows`` describe (see the module docstring), or None."""
-    low, high, count = _masses(rows)
+    low, high, count = _masses(rows, totals)
     if not count.sum():
         return None
     xs = np.unique(np.concatenate([low, high]))
@@ -183,48 +228,6 @@ def _quantile(rows: list[Row], p: float) -> float | None:
         return float(xs[j])
     share = (rank - steps[k - 1]) / (steps[k] - steps[k - 1])
     return float(xs[j - 1] + share * (xs[j] - xs[j - 1]))
-
-
-def _observations(rows: list[Row]) -> tuple[list[float], list[float], list[float], list[float]]:
-    """(counts, sums, minimums, maximums) of the observations of each row that has them."""
-    counts, sums, mins, maxs = [], [], [], []
-    for row in rows:
-        if _is_histogram(row):
-            counts.append(row["histogram_count"] or 0)
-            sums += [row["histogram_sum"]] if row["histogram_sum"] is not None else []
-            mins += [row["histogram_min"]] if row["histogram_min"] is not None else []
-            maxs += [row["histogram_max"]] if row["histogram_max"] is not None else []
-        elif row["scalar_value"] is not None:
-            counts.append(1)
-            sums.append(row["scalar_value"])
-            mins.append(row["scalar_value"])
-            maxs.append(row["scalar_value"])
-    return counts, sums, mins, maxs
-
-
-def _count(rows: list[Row]) -> int:
-    return int(sum(_observations(rows)[0]))
-
-
-def _sum(rows: list[Row]) -> float | None:
-    sums = _observations(rows)[1]
-    return float(math.fsum(sums)) if sums else None
-
-
-def _avg(rows: list[Row]) -> float | None:
-    counts, sums, _, _ = _observations(rows)
-    total = sum(counts)
-    return float(math.fsum(sums)) / total if total and sums else None
-
-
-def _min(rows: list[Row]) -> float | None:
-    mins = _observations(rows)[2]
-    return float(min(mins)) if mins else None
-
-
-def _max(rows: list[Row]) -> float | None:
-    maxs = _observations(rows)[3]
-    return float(max(maxs)) if maxs else None
 
 
 def _amount(row: Row) -> float | None:
@@ -267,11 +270,11 @@ def _micros(value: datetime) -> int:
     return (value - _EPOCH) // timedelta(microseconds=1)
 
 
-def _increase(rows: list[Row], times: list[int]) -> float | None:
+def _increase(rows: list[Row], _totals: _Totals, times: list[int]) -> float | None:
     return _increase_and_window(rows, times)[0]
 
 
-def _rate(rows: list[Row], times: list[int]) -> float | None:
+def _rate(rows: list[Row], _totals: _Totals, times: list[int]) -> float | None:
     increase, window = _increase_and_window(rows, times)
     return increase / (window / 1e6) if increase is not None and window else None
 
@@ -312,42 +315,72 @@ def _merge_exponential(rows: list[Row]) -> Row:
     return merged
 
 
-def _merge(rows: list[Row]) -> Row | None:
+def _merge(rows: list[Row], totals: _Totals, _: None) -> Row | None:
+    """One ``value`` with the rows' totals (and buckets), so metric_* of it equals metric_* of the rows."""
     rows = [row for row in rows if _is_histogram(row) or row["scalar_value"] is not None]
     if not rows:
         return None
-    merged: Row = dict.fromkeys(VALUE_TYPE.names)
     starts = [row["start_timestamp"] for row in rows if row["start_timestamp"] is not None]
-    merged.update(
-        metric_type=rows[0]["metric_type"],
-        aggregation_temporality=rows[0]["aggregation_temporality"],
-        start_timestamp=min(starts) if starts else None,
-    )
+    merged: Row = dict.fromkeys(VALUE_TYPE.names) | {
+        "metric_type": rows[0]["metric_type"],
+        "aggregation_temporality": rows[0]["aggregation_temporality"],
+        "start_timestamp": min(starts) if starts else None,
+    }
     histograms = [row for row in rows if _is_histogram(row)]
     if not histograms:
-        merged["scalar_value"] = _sum(rows)
-        return merged
+        return merged | {"scalar_value": totals.sum}
     exponential = [row for row in histograms if row["exp_histogram_scale"] is not None]
     explicit = [row for row in histograms if row["histogram_bucket_counts"] is not None]
-    if exponential and explicit:
-        msg = "metric_merge: explicit and exponential histograms cannot be merged without loss"
+    if len(histograms) < len(rows) or (exponential and explicit):
+        msg = "metric_merge: only histograms of one kind (explicit or exponential) merge without loss"
         raise ValueError(msg)
     if exponential:
         merged.update(_merge_exponential(exponential))
     elif explicit:
         merged.update(_merge_explicit(explicit))
-    counts, sums, mins, maxs = _observations(histograms)
-    merged.update(
-        histogram_count=int(sum(counts)),
-        histogram_sum=math.fsum(sums) if sums else None,
-        histogram_min=min(mins) if mins else None,
-        histogram_max=max(maxs) if maxs else None,
-    )
-    return merged
+    return merged | {
+        "histogram_count": totals.count,
+        "histogram_sum": totals.sum,
+        "histogram_min": totals.min,
+        "histogram_max": totals.max,
+    }
+
+
+class _Summary(Accumulator):
+    """``metric_count``/``sum``/``min``/``max``/``avg``: the state is four numbers, the evaluation one of them."""
+
+    def __init__(self, pick: Callable[[_Totals], Any], output: pa.DataType) -> None:
+        self._pick, self._output = pick, output
+        self._totals = _Totals()
+
+    def update(self, values: pa.Array) -> None:
+        self._totals = self._totals.plus(_Totals.of(values.cast(VALUE_TYPE)))
+
+    def merge(self, states: list[pa.Array]) -> None:
+        self._totals = self._totals.plus(_Totals.combined(*states))
+
+    def state(self) -> list[pa.Scalar]:
+        return self._totals.state()
+
+    def evaluate(self) -> pa.Scalar:
+        return pa.scalar(self._pick(self._totals), self._output)
+
+
+def _average(totals: _Totals) -> float | None:
+    return totals.sum / totals.count if totals.sum is not None and totals.count else None
+
+
+_SUMMARIES: list[tuple[str, Callable[[_Totals], Any], pa.DataType]] = [
+    ("metric_count", lambda t: t.count, pa.int64()),
+    ("metric_sum", lambda t: t.sum, pa.float64()),
+    ("metric_min", lambda t: t.min, pa.float64()),
+    ("metric_max", lambda t: t.max, pa.float64()),
+    ("metric_avg", _average, pa.float64()),
+]
 
 
 class _Rows(Accumulator):
-    """Collects the group's ``value`` rows (and timestamps, and ``p``); ``evaluate`` applies one function.
+    """Collects the group's ``value`` rows (and timestamps, or ``p``); ``evaluate`` applies one function.
 
     The state is the rows themselves: DataFusion aggregates in two phases, and the final phase sees only
     states, never the arguments, so even the constant ``p`` of ``metric_quantile`` travels in the state.
@@ -387,41 +420,35 @@ class _Rows(Accumulator):
         if self._shape == "p":
             self._set_p(pc.min(states[1]).as_py(), pc.max(states[1]).as_py())
 
-    def _gathered(self, parts: list[pa.Array], type_: pa.DataType) -> pa.Array:
-        return pa.concat_arrays(parts) if parts else pa.array([], type_)
-
     def state(self) -> list[pa.Scalar]:
-        values = self._gathered(self._values, VALUE_TYPE)
-        state = [pa.ListArray.from_arrays(pa.array([0, len(values)], pa.int32()), values)[0]]
+        state = [_as_list(self._values, VALUE_TYPE)]
         if self._shape == "time":
-            times = self._gathered(self._times, _TS)
-            state.append(pa.ListArray.from_arrays(pa.array([0, len(times)], pa.int32()), times)[0])
+            state.append(_as_list(self._times, _TS))
         if self._shape == "p":
             state.append(pa.scalar(self._p, pa.float64()))
         return state
 
     def evaluate(self) -> pa.Scalar:
-        values = self._gathered(self._values, VALUE_TYPE)
-        rows = values.to_pylist()
+        values = pa.concat_arrays(self._values) if self._values else pa.array([], VALUE_TYPE)
+        valid = pc.is_valid(values)
+        rows = values.filter(valid).to_pylist()
+        if self._shape == "p" and self._p is None:
+            return pa.scalar(None, self._output)
+        argument: Any = self._p
         if self._shape == "time":
-            times = self._gathered(self._times, _TS).cast(pa.int64()).to_pylist()
-            kept = [i for i, row in enumerate(rows) if row is not None]
-            result = self._compute([rows[i] for i in kept], [times[i] for i in kept])
-        elif self._shape == "p":
-            result = self._compute([r for r in rows if r is not None], self._p) if self._p is not None else None
-        else:
-            result = self._compute([r for r in rows if r is not None])
-        return pa.scalar(result, self._output)
+            argument = pa.concat_arrays(self._times).filter(valid).cast(pa.int64()).to_pylist()
+        return pa.scalar(self._compute(rows, _Totals.of(values), argument), self._output)
 
 
-_FUNCTIONS: list[tuple[str, Callable[..., Any], str, pa.DataType]] = [
-    # (name, compute, argument shape, return type)
+def _as_list(parts: list[pa.Array], type_: pa.DataType) -> pa.Scalar:
+    """One list scalar holding every element of ``parts`` (a state DataFusion can carry between phases)."""
+    items = pa.concat_arrays(parts) if parts else pa.array([], type_)
+    return pa.ListArray.from_arrays(pa.array([0, len(items)], pa.int32()), items)[0]
+
+
+_ROWS: list[tuple[str, Callable[..., Any], str, pa.DataType]] = [
+    # (name, compute(rows, totals, argument), argument shape, return type)
     ("metric_quantile", _quantile, "p", pa.float64()),
-    ("metric_count", _count, "value", pa.int64()),
-    ("metric_sum", _sum, "value", pa.float64()),
-    ("metric_avg", _avg, "value", pa.float64()),
-    ("metric_min", _min, "value", pa.float64()),
-    ("metric_max", _max, "value", pa.float64()),
     ("metric_increase", _increase, "time", pa.float64()),
     ("metric_rate", _rate, "time", pa.float64()),
     ("metric_merge", _merge, "value", VALUE_TYPE),
@@ -432,14 +459,14 @@ _STATES = {
     "value": [pa.list_(VALUE_TYPE)],
     "time": [pa.list_(VALUE_TYPE), pa.list_(_TS)],
 }
-
-
-def _factory(name: str, compute: Callable[..., Any], shape: str, output: pa.DataType) -> Callable[[], _Rows]:
-    return lambda: _Rows(name, compute, shape, output)
+_SUMMARY_STATE = [pa.int64(), pa.float64(), pa.float64(), pa.float64()]
 
 
 def register_metric_udfs(ctx: SessionContext) -> None:
     """Register the ``metric_*`` aggregate functions on ``ctx``."""
-    for name, compute, shape, output in _FUNCTIONS:
-        accumulator = _factory(name, compute, shape, output)
-        ctx.register_udaf(udaf(accumulator, _INPUTS[shape], output, _STATES[shape], "immutable", name))
+    for name, pick, output in _SUMMARIES:
+        summary = functools.partial(_Summary, pick, output)
+        ctx.register_udaf(udaf(summary, [VALUE_TYPE], output, _SUMMARY_STATE, "immutable", name))
+    for name, compute, shape, output in _ROWS:
+        rows = functools.partial(_Rows, name, compute, shape, output)
+        ctx.register_udaf(udaf(rows, _INPUTS[shape], output, _STATES[shape], "immutable", name))
