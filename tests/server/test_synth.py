@@ -85,9 +85,23 @@ def test_bursts_and_round_times(records: pl.DataFrame) -> None:
 def test_metrics() -> None:
     metrics = pl.from_arrow(synth_metrics(3_000, seed=0, end=END))
     assert synth_metrics(3_000, seed=0, end=END).schema == METRICS_SCHEMA
-    assert set(metrics["metric_type"].unique()) == {"gauge", "sum", "histogram"}
-    histograms = metrics.filter(pl.col("metric_type") == "histogram")
-    assert (histograms["histogram_bucket_counts"].list.sum() == histograms["histogram_count"]).all()
+    assert set(metrics["metric_type"].unique()) == {"gauge", "sum", "exponential_histogram"}
+    histograms = metrics.filter(pl.col("metric_type") == "exponential_histogram")
+    assert (histograms["exp_histogram_positive_bucket_counts"].list.sum() == histograms["histogram_count"]).all()
+    assert (histograms["histogram_min"] * histograms["histogram_count"] <= histograms["histogram_sum"] + 1e-3).all()
+    assert (histograms["histogram_sum"] <= histograms["histogram_max"] * histograms["histogram_count"] + 1e-3).all()
+    # The smallest and largest observations fall in the first and last buckets: (2**(k/8), 2**((k+1)/8)].
+    first = histograms["exp_histogram_positive_bucket_counts_offset"]
+    last = first + histograms["exp_histogram_positive_bucket_counts"].list.len() - 1
+    step = 2.0 ** -histograms["exp_histogram_scale"]
+    assert (
+        (2.0 ** (first * step) < histograms["histogram_min"])
+        & (histograms["histogram_min"] <= 2.0 ** ((first + 1) * step))
+    ).all()
+    assert (
+        (2.0 ** (last * step) < histograms["histogram_max"])
+        & (histograms["histogram_max"] <= 2.0 ** ((last + 1) * step))
+    ).all()
     assert metrics.group_by("recorded_timestamp").len()["len"].min() > 1
 
 

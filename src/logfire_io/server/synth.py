@@ -516,7 +516,7 @@ _METRIC_SERIES = [
     ),
     (
         "http.server.duration",
-        "histogram",
+        "exponential_histogram",
         "ms",
         "Request duration",
         "delta",
@@ -525,7 +525,41 @@ _METRIC_SERIES = [
     ),
     ("queue.depth", "sum", "{item}", "Items waiting", "cumulative", False, '{"queue":"emails"}'),
 ]
-_BOUNDS = [5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0]
+_EXP_SCALE = 3
+"""Scale of the exponential histograms: buckets grow by 2**(1/8). The logfire SDK aggregates every histogram
+as an exponential one (``MetricsOptions.DEFAULT_VIEWS``) and lowers the scale from 20 until the observed range
+fits 160 buckets; request durations spanning about 12 doublings end at 3. The ``metric_type`` string
+``exponential_histogram`` is UNVERIFIED."""
+
+
+def _exponential_histograms(
+    rng: np.random.Generator, observations: np.ndarray
+) -> tuple[pa.Array, pa.Array, np.ndarray, np.ndarray, np.ndarray]:
+    """Bucket ``observations[i]`` log-normal durations (ms) per row as OpenTelemetry exponential histograms.
+
+    Returns the positive bucket counts (a list per row, NULL where a row has no observations), their offsets,
+    and each row's minimum, maximum and sum (NaN where it has none). Bucket ``k`` holds ``(b**k, b**(k+1)]``.
+    """
+    rows = len(observations)
+    owner = np.repeat(np.arange(rows), observations)
+    values = rng.lognormal(np.log(60.0), 1.0, size=len(owner))
+    index = np.ceil(np.log2(values) * 2**_EXP_SCALE).astype(np.int64) - 1
+    low = np.full(rows, np.iinfo(np.int64).max)
+    np.minimum.at(low, owner, index)
+    high = np.full(rows, np.iinfo(np.int64).min)
+    np.maximum.at(high, owner, index)
+    lengths = np.where(observations > 0, high - low + 1, 0)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    counts = np.zeros(offsets[-1], dtype=np.int32)
+    np.add.at(counts, offsets[owner] + index - low[owner], 1)
+    empty = observations == 0
+    extremes = [np.full(rows, np.inf), np.full(rows, -np.inf), np.zeros(rows)]
+    np.minimum.at(extremes[0], owner, values)
+    np.maximum.at(extremes[1], owner, values)
+    np.add.at(extremes[2], owner, values)
+    smallest, largest, total = (np.where(empty, np.nan, x) for x in extremes)
+    bucket_lists = pa.ListArray.from_arrays(pa.array(offsets), pa.array(counts), mask=pa.array(empty))
+    return bucket_lists, pa.array(np.where(empty, 0, low).astype(np.int32), mask=empty), smallest, largest, total
 
 
 def synth_metrics(n: int, *, seed: int = 0, end: datetime | None = None, span: timedelta = DEFAULT_SPAN) -> pa.Table:
@@ -546,22 +580,19 @@ def synth_metrics(n: int, *, seed: int = 0, end: datetime | None = None, span: t
     kind = series % len(_METRIC_SERIES)
     service = series // len(_METRIC_SERIES)
     mtype = np.array([s[1] for s in _METRIC_SERIES])[kind]
-    is_hist = mtype == "histogram"
-    counts = rng.poisson(6, size=(n, len(_BOUNDS) + 1)).astype(np.int32)
-    totals = counts.sum(axis=1)
+    is_hist = mtype == "exponential_histogram"
+    observations = np.where(is_hist, rng.poisson(50, size=n) + 1, 0)
+    bucket_lists, bucket_offsets, hist_min, hist_max, hist_sum = _exponential_histograms(rng, observations)
     scalar = np.where(
         mtype == "gauge",
         rng.random(n),
         np.where(np.array([s[5] for s in _METRIC_SERIES])[kind] == True, step * 1.5, 0),  # noqa: E712
     ) + rng.random(n)
-    offsets = np.arange(n + 1, dtype=np.int32) * (len(_BOUNDS) + 1)
-    bucket_lists = pa.ListArray.from_arrays(pa.array(offsets), pa.array(counts.ravel()), mask=pa.array(~is_hist))
-    bound_offsets = np.arange(n + 1, dtype=np.int32) * len(_BOUNDS)
-    bound_lists = pa.ListArray.from_arrays(
-        pa.array(bound_offsets), pa.array(np.tile(_BOUNDS, n)), mask=pa.array(~is_hist)
-    )
     env = rng.choice(len(_ENVIRONMENTS), size=n, p=_ENV_WEIGHTS)
-    hist_sum = np.round(totals * rng.uniform(20, 120, size=n), 3)
+    # The SDK sends an empty negative side (durations are positive), not a missing one.
+    no_buckets = pa.ListArray.from_arrays(
+        pa.array(np.zeros(n + 1, dtype=np.int32)), pa.array([], pa.int32()), mask=pa.array(~is_hist)
+    )
 
     def series_attr(i: int) -> pl.Series:
         return _pick([str(s[i]) if s[i] is not None else None for s in _METRIC_SERIES], kind)  # type: ignore[misc]
@@ -577,10 +608,16 @@ def synth_metrics(n: int, *, seed: int = 0, end: datetime | None = None, span: t
             "aggregation_temporality": series_attr(4),
             "is_monotonic": pl.Series([s[5] for s in _METRIC_SERIES], dtype=pl.Boolean).gather(kind),
             "scalar_value": pl.Series(np.where(is_hist, np.nan, scalar)).fill_nan(None),
-            "histogram_min": pl.Series(np.where(is_hist, 1.0, np.nan)).fill_nan(None),
-            "histogram_max": pl.Series(np.where(is_hist, 1500.0, np.nan)).fill_nan(None),
-            "histogram_sum": pl.Series(np.where(is_hist, hist_sum, np.nan)).fill_nan(None),
-            "histogram_count": pl.Series(np.where(is_hist, totals, -1)).replace(-1, None).cast(pl.Int32),
+            "histogram_min": pl.Series(hist_min).fill_nan(None),
+            "histogram_max": pl.Series(hist_max).fill_nan(None),
+            "histogram_sum": pl.Series(np.round(hist_sum, 3)).fill_nan(None),
+            "histogram_count": pl.Series(np.where(is_hist, observations, -1)).replace(-1, None).cast(pl.Int32),
+            "exp_histogram_scale": pl.Series(np.where(is_hist, _EXP_SCALE, -1)).replace(-1, None).cast(pl.Int32),
+            "exp_histogram_zero_count": pl.Series(np.where(is_hist, 0, -1)).replace(-1, None).cast(pl.Int32),
+            "exp_histogram_zero_threshold": pl.Series(np.where(is_hist, 0.0, np.nan)).fill_nan(None),
+            "exp_histogram_negative_bucket_counts_offset": pl.Series(np.where(is_hist, 0, -1))
+            .replace(-1, None)
+            .cast(pl.Int32),
             "exemplars": _pick(["[]"], np.zeros(n, dtype=np.int64)),
             "attributes": series_attr(6),
             "otel_scope_name": _pick(["opentelemetry.instrumentation.system_metrics"], np.zeros(n, dtype=np.int64)),
@@ -608,8 +645,9 @@ def synth_metrics(n: int, *, seed: int = 0, end: datetime | None = None, span: t
             "project_id": _pick([_PROJECT_ID], np.zeros(n, dtype=np.int64)),
         }
     ).to_arrow()
-    table = table.append_column("histogram_bucket_counts", bucket_lists)
-    table = table.append_column("histogram_explicit_bounds", bound_lists)
+    table = table.append_column("exp_histogram_positive_bucket_counts", bucket_lists)
+    table = table.append_column("exp_histogram_positive_bucket_counts_offset", bucket_offsets)
+    table = table.append_column("exp_histogram_negative_bucket_counts", no_buckets)
     return _conform(table, METRICS_SCHEMA).sort_by("recorded_timestamp")
 
 
