@@ -31,9 +31,8 @@ _BOUNDS = ("[)", "[]", "(]", "()")
 
 
 def _fresh_end() -> datetime:
-    """The end of the demo window: the start of the next whole hour, so the data looks recent."""
-    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    return now + timedelta(hours=1)
+    """The end of the demo window: the server's start (to the second), so the data is recent and none is future."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 class LocalLogfire:
@@ -45,7 +44,8 @@ class LocalLogfire:
     Parameters
     ----------
     demo_rows
-        Number of synthetic ``records`` rows to serve when ``records`` is not given (``metrics`` get a tenth).
+        Number of synthetic rows of ``records_all`` to serve when ``records`` is not given; about 0.4 % of them
+        are pending spans, which ``records`` leaves out. ``metrics`` get a tenth as many rows.
     records, metrics
         Your own tables: a pyarrow Table or a Parquet path, checked against Logfire's schema.
     read_token
@@ -53,8 +53,8 @@ class LocalLogfire:
     host, port
         Where to listen; port 0 picks a free port. Binds loopback unless told otherwise.
     seed, demo_end
-        Make the synthetic data reproducible: same seed and end, same rows. ``demo_end`` defaults to the start
-        of the next hour, so ``now() - interval '1 hour'`` finds rows.
+        Make the synthetic data reproducible: same seed and end, same rows. ``demo_end`` (exclusive) defaults
+        to the time the server is created, so ``now() - interval '1 hour'`` finds rows and none lie in the future.
     bounds
         Whether ``min_timestamp``/``max_timestamp`` are inclusive (``[``/``]``) or exclusive (``(``/``)``).
         The real service's semantics are unverified; the default is half-open ``"[)"``.

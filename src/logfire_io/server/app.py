@@ -30,6 +30,7 @@ from logfire_io.schema import METRICS_SCHEMA, RECORDS_SCHEMA, sql_type_name
 from logfire_io.server.encode import encode_csv, encode_v1_json, encode_v2_json
 from logfire_io.server.engine import Bounds, QueryError, QuerySpec
 from logfire_io.server.faults import STATUS_FAULTS, FaultPlan, InjectedReset
+from logfire_io.server.project_page import project_route
 from logfire_io.server.workers import QueryStream, QueryTimeout, WorkerDied, WorkerPool, WorkersBusy
 
 if TYPE_CHECKING:
@@ -466,6 +467,7 @@ def create_app(state: ServerState, *, gzip: bool = True) -> Starlette:
         Route("/api/read-token-info", read_token_info, methods=["GET"]),
         Route("/v1/info", info, methods=["GET"]),
         Route("/v1/schemas", schemas, methods=["GET"]),
+        project_route(state.organization_name, state.project_name),
     ]
     middleware = [Middleware(_ReadBody)]
     if gzip:

@@ -2,13 +2,15 @@
 
 The data is deterministic for a given ``seed``, ``end`` and size, and exercises what real projects hold and what
 readers get wrong: traces of root and child spans with consistent ids, logs, the level mix of a real app,
-exceptions with stack traces, HTTP, database and LLM attributes as nested JSON with dotted keys (and one key whose
-type varies), tags, resource and scope attributes, pending spans, bursts of many rows on one microsecond, rows on
-round minutes and hours, and gauge, sum and histogram metrics.
+exceptions with tracebacks through several files and functions, ``code.*`` attributes where the logfire SDK sets
+them, HTTP, database and LLM attributes as nested JSON with dotted keys (and one key whose type varies), tags,
+resource and scope attributes, pending spans, bursts of many rows on one microsecond, rows on round minutes and
+hours, and gauge, sum and histogram metrics.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,12 +49,55 @@ _EXCEPTIONS = [
     ("TimeoutError", "upstream did not answer within 5.0s"),
     ("KeyError", "'user_id'"),
 ]
+_CODE_ROOT = "/srv/shop/"
+"""The services' working directory: tracebacks show absolute paths, ``code.filepath`` is relative to it."""
+_RAISED_IN = [  # the frame each of _EXCEPTIONS is raised in, below the call site
+    ("app/services/pricing.py", "unit_price", 48, "return total / quantity"),
+    ("app/api/params.py", "parse_int", 19, "return int(raw)"),
+    (
+        "app/clients/inventory.py",
+        "InventoryClient.fetch",
+        77,
+        "raise TimeoutError(f'upstream did not answer within {self.timeout}s')",
+    ),
+    ("app/auth/session.py", "current_user", 31, "return request.session['user_id']"),
+]
 _TAG_CHOICES: list[list[str]] = [[], [], [], ["billing"], ["tag1", "tag2"], ["llm"], ["db", "slow"]]
 _LEVELS = np.array([1, 5, 9, 10, 13, 17, 21], dtype=np.int32)
 _LOG_LEVEL_WEIGHTS = [0.01, 0.12, 0.69, 0.03, 0.10, 0.04, 0.01]
 
 # Row templates: which span_name/message/attributes a row gets.
 _HTTP, _DB, _LLM, _LOG_USER, _BEWARE, _LOOKUP, _METRIC_SPAN, _OTEL_LOG = range(8)
+# Where the code is: (template, code.filepath, code.function (the qualified name), code.lineno, source line).
+# The logfire SDK records the first three on the spans and logs it creates (``logfire/_internal/stack_info.py``);
+# OpenTelemetry's HTTP and database spans have none, but their exceptions' tracebacks still start in the handler
+# or repository that made the call.
+_CODE_SITES = [
+    (_HTTP, "app/routes/users.py", "get_user", 34, "user = await load_user(user_id)"),
+    (_HTTP, "app/routes/orders.py", "create_order", 58, "price = unit_price(order.total, order.quantity)"),
+    (_HTTP, "app/routes/search.py", "search", 22, "hits = await index.query(q)"),
+    (_DB, "app/db/repository.py", "Repository.fetch_one", 71, "row = await self.session.execute(statement)"),
+    (_DB, "app/db/repository.py", "Repository.fetch_all", 88, "rows = await self.session.execute(statement)"),
+    (
+        _LLM,
+        "app/llm/assistant.py",
+        "Assistant.reply",
+        112,
+        "response = await self.client.chat.completions.create(**request)",
+    ),
+    (_LLM, "app/llm/summarise.py", "summarise_order", 40, "summary = await assistant.reply(prompt)"),
+    (_LOG_USER, "app/auth/session.py", "login", 27, "logfire.info('user {user_id} logged in', user_id=user.id)"),
+    (_BEWARE, "app/main.py", "check_config", 15, "logfire.warn('beware: {thing}', thing=thing)"),
+    (_LOOKUP, "app/users/lookup.py", "lookup", 52, "logfire.info('lookup {name}', name=name)"),
+    (_LOOKUP, "app/users/lookup.py", "UserDirectory.find", 90, "logfire.info('lookup {name}', name=name)"),
+    (_METRIC_SPAN, "app/workers/batch.py", "process_batch", 63, "with logfire.span('process batch'):"),
+    (_METRIC_SPAN, "app/workers/batch.py", "BatchWorker.run", 101, "with logfire.span('process batch'):"),
+    (_OTEL_LOG, "app/cache.py", "warm_cache", 19, "logger.info('cache warmed')"),
+]
+_SDK_TEMPLATES = [_LLM, _LOG_USER, _BEWARE, _LOOKUP, _METRIC_SPAN, _OTEL_LOG]
+"""Templates of the spans and logs the logfire SDK creates, which carry ``code.*`` attributes."""
+_N_SITES = np.bincount([site[0] for site in _CODE_SITES], minlength=8)
+_FIRST_SITE = np.concatenate([[0], np.cumsum(_N_SITES)[:-1]])  # _CODE_SITES is grouped by template, in order
 _MINUTE_US = 60_000_000
 _HOUR_US = 60 * _MINUTE_US
 
@@ -70,6 +115,39 @@ def _hex_ids(rng: np.random.Generator, n: int, nbytes: int) -> pa.Array:
 
 def _pick(options: list[str], index: np.ndarray) -> pl.Series:
     return pl.Series(options, dtype=pl.String).gather(index)
+
+
+def _pick_where(options: list[str], index: np.ndarray, keep: np.ndarray) -> pl.Series:
+    """``options[index]`` where ``keep``, else null: long strings are only copied into the rows that get them."""
+    return pl.Series(options, dtype=pl.String).gather(pl.Series(pa.array(index, mask=~keep)))
+
+
+def _traceback(site: tuple[int, str, str, int, str], exception: int) -> str:
+    """A Python traceback from the call at ``site`` down to where ``_EXCEPTIONS[exception]`` is raised."""
+    lines = ["Traceback (most recent call last):"]
+    for path, function, lineno, source in (site[1:], _RAISED_IN[exception]):
+        lines += [f'  File "{_CODE_ROOT}{path}", line {lineno}, in {function.rsplit(".", 1)[-1]}', f"    {source}"]
+    return "\n".join([*lines, ": ".join(_EXCEPTIONS[exception])])
+
+
+def _exception_event_tail(site: tuple[int, str, str, int, str], exception: int) -> str:
+    """The exception span event after its timestamp, as the SDK records it (with the stack trace)."""
+    kind, message = _EXCEPTIONS[exception]
+    attributes = {
+        "exception.type": kind,
+        "exception.message": message,
+        "exception.stacktrace": _traceback(site, exception),
+        "exception.escaped": "False",
+    }
+    return '","attributes":' + json.dumps(attributes, separators=(",", ":"), ensure_ascii=False) + "}]"
+
+
+_CODE_ATTRIBUTES = [  # open JSON objects: the SDK puts them first, {**stack_info, **attributes}
+    json.dumps({"code.filepath": path, "code.lineno": lineno, "code.function": function}, separators=(",", ":"))[:-1]
+    for _, path, function, lineno, _ in _CODE_SITES
+]
+_TRACEBACKS = [_traceback(site, e) for site in _CODE_SITES for e in range(len(_EXCEPTIONS))]
+_EVENT_TAILS = [_exception_event_tail(site, e) for site in _CODE_SITES for e in range(len(_EXCEPTIONS))]
 
 
 def _window(end: datetime | None, span: timedelta) -> tuple[int, int]:
@@ -104,6 +182,10 @@ def _root_starts(rng: np.random.Generator, n_traces: int, lo: int, hi: int) -> t
 
 def synth_records(n: int, *, seed: int = 0, end: datetime | None = None, span: timedelta = DEFAULT_SPAN) -> pa.Table:
     """Generate ``n`` rows of ``records_all`` in ``[end - span, end)``, sorted by ``start_timestamp``.
+
+    ``records_all`` holds pending spans too (about 0.4 % of the rows here), so ``records`` has a few fewer rows.
+    Spans and logs the logfire SDK creates carry ``code.filepath``/``code.lineno``/``code.function`` in their
+    attributes; exceptions come with Python tracebacks through several files and functions.
 
     Parameters
     ----------
@@ -181,6 +263,10 @@ def synth_records(n: int, *, seed: int = 0, end: datetime | None = None, span: t
     template, levels, status, is_exc, exc_kind, service_row = (
         a[order] for a in (template, levels, status, is_exc, exc_kind, service_row)
     )
+    # Call sites come from their own random stream, so that every other column stays as it was without them.
+    site = _FIRST_SITE[template] + np.random.default_rng([seed, 1]).integers(0, 1 << 20, size=n) % _N_SITES[template]
+    has_code = np.isin(template, _SDK_TEMPLATES)
+    combo = site * len(_EXCEPTIONS) + exc_kind
     trace_ids = _hex_ids(rng, n_traces, 16).take(pa.array(trace_of_row))
     span_ids = _hex_ids(rng, n, 8)
     parent_ids = span_ids.take(pa.array(parent_row, mask=is_root))
@@ -207,6 +293,9 @@ def synth_records(n: int, *, seed: int = 0, end: datetime | None = None, span: t
             "exc_msg": _pick([e[1] for e in _EXCEPTIONS], exc_kind),
             "is_exc": is_exc,
             "start": start,
+            "code": _pick_where(_CODE_ATTRIBUTES, site, has_code),
+            "stack": _pick_where(_TRACEBACKS, combo, is_exc),
+            "event_tail": _pick_where(_EVENT_TAILS, combo, is_exc),
         }
     )
     text = pl.col
@@ -254,7 +343,8 @@ def synth_records(n: int, *, seed: int = 0, end: datetime | None = None, span: t
             pl.concat_str([pl.lit("Chat Completion with '"), text("model"), pl.lit("'")]),
             pl.concat_str(
                 [
-                    pl.lit('{"gen_ai.system":"openai","gen_ai.request.model":"'),
+                    text("code"),
+                    pl.lit(',"gen_ai.system":"openai","gen_ai.request.model":"'),
                     text("model"),
                     pl.lit('","gen_ai.usage.input_tokens":'),
                     text("tokens_in").cast(pl.String),
@@ -271,15 +361,20 @@ def synth_records(n: int, *, seed: int = 0, end: datetime | None = None, span: t
         _LOG_USER: (
             pl.lit("user {user_id} logged in"),
             pl.concat_str([pl.lit("user "), text("user_id").cast(pl.String), pl.lit(" logged in")]),
-            pl.concat_str([pl.lit('{"user_id":'), user_json, pl.lit("}")]),
+            pl.concat_str([text("code"), pl.lit(',"user_id":'), user_json, pl.lit("}")]),
         ),
-        _BEWARE: (pl.lit("beware: {thing}"), pl.lit("beware: bad"), pl.lit('{"thing":"bad"}')),
+        _BEWARE: (
+            pl.lit("beware: {thing}"),
+            pl.lit("beware: bad"),
+            pl.concat_str([text("code"), pl.lit(',"thing":"bad"}')]),
+        ),
         _LOOKUP: (
             pl.lit("lookup {name}"),
             pl.concat_str([pl.lit("lookup "), text("name")]),
             pl.concat_str(
                 [
-                    pl.lit('{"result":{"name":"'),
+                    text("code"),
+                    pl.lit(',"result":{"name":"'),
                     text("name"),
                     pl.lit('","country_code":"'),
                     text("country"),
@@ -294,7 +389,8 @@ def synth_records(n: int, *, seed: int = 0, end: datetime | None = None, span: t
             pl.lit("process batch"),
             pl.concat_str(
                 [
-                    pl.lit('{"logfire.metrics":{"my_amount":{"details":[{"attributes":{},"total":'),
+                    text("code"),
+                    pl.lit(',"logfire.metrics":{"my_amount":{"details":[{"attributes":{},"total":'),
                     text("amount").cast(pl.String),
                     pl.lit('}],"total":'),
                     text("amount").cast(pl.String),
@@ -302,7 +398,7 @@ def synth_records(n: int, *, seed: int = 0, end: datetime | None = None, span: t
                 ]
             ),
         ),
-        _OTEL_LOG: (pl.lit("otel log"), pl.lit("cache warmed"), pl.lit("{}")),
+        _OTEL_LOG: (pl.lit("otel log"), pl.lit("cache warmed"), pl.concat_str([text("code"), pl.lit("}")])),
     }
 
     def choose(slot: int) -> pl.Expr:
@@ -316,20 +412,7 @@ def synth_records(n: int, *, seed: int = 0, end: datetime | None = None, span: t
         [
             pl.lit('[{"name":"exception","timestamp":"'),
             pl.from_epoch(text("start"), time_unit="us").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ"),
-            pl.lit('","attributes":{"exception.type":"'),
-            text("exc_type"),
-            pl.lit('","exception.message":"'),
-            text("exc_msg").str.replace_all('"', r"\"", literal=True),
-            pl.lit('","exception.escaped":"False"}}]'),
-        ]
-    )
-    stack = pl.concat_str(
-        [
-            pl.lit('Traceback (most recent call last):\n  File "/app/handlers.py", line 42, in handle\n'),
-            pl.lit("    return compute(payload)\n"),
-            text("exc_type"),
-            pl.lit(": "),
-            text("exc_msg"),
+            text("event_tail"),
         ]
     )
     built = h.select(
@@ -338,7 +421,7 @@ def synth_records(n: int, *, seed: int = 0, end: datetime | None = None, span: t
         attributes=choose(2),
         exception_type=pl.when(text("is_exc")).then(text("exc_type")),
         exception_message=pl.when(text("is_exc")).then(text("exc_msg")),
-        exception_stacktrace=pl.when(text("is_exc")).then(stack),
+        exception_stacktrace=text("stack"),
         otel_events=pl.when(text("is_exc")).then(exc_event).otherwise(pl.lit("[]")),
         otel_status_message=pl.when(text("is_exc")).then(
             pl.concat_str([text("exc_type"), pl.lit(": "), text("exc_msg")])
@@ -433,7 +516,7 @@ _METRIC_SERIES = [
     ),
     (
         "http.server.duration",
-        "histogram",
+        "exponential_histogram",
         "ms",
         "Request duration",
         "delta",
@@ -442,7 +525,41 @@ _METRIC_SERIES = [
     ),
     ("queue.depth", "sum", "{item}", "Items waiting", "cumulative", False, '{"queue":"emails"}'),
 ]
-_BOUNDS = [5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0]
+_EXP_SCALE = 3
+"""Scale of the exponential histograms: buckets grow by 2**(1/8). The logfire SDK aggregates every histogram
+as an exponential one (``MetricsOptions.DEFAULT_VIEWS``) and lowers the scale from 20 until the observed range
+fits 160 buckets; request durations spanning about 12 doublings end at 3. The ``metric_type`` string
+``exponential_histogram`` is UNVERIFIED."""
+
+
+def _exponential_histograms(
+    rng: np.random.Generator, observations: np.ndarray
+) -> tuple[pa.Array, pa.Array, np.ndarray, np.ndarray, np.ndarray]:
+    """Bucket ``observations[i]`` log-normal durations (ms) per row as OpenTelemetry exponential histograms.
+
+    Returns the positive bucket counts (a list per row, NULL where a row has no observations), their offsets,
+    and each row's minimum, maximum and sum (NaN where it has none). Bucket ``k`` holds ``(b**k, b**(k+1)]``.
+    """
+    rows = len(observations)
+    owner = np.repeat(np.arange(rows), observations)
+    values = rng.lognormal(np.log(60.0), 1.0, size=len(owner))
+    index = np.ceil(np.log2(values) * 2**_EXP_SCALE).astype(np.int64) - 1
+    low = np.full(rows, np.iinfo(np.int64).max)
+    np.minimum.at(low, owner, index)
+    high = np.full(rows, np.iinfo(np.int64).min)
+    np.maximum.at(high, owner, index)
+    lengths = np.where(observations > 0, high - low + 1, 0)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    counts = np.zeros(offsets[-1], dtype=np.int32)
+    np.add.at(counts, offsets[owner] + index - low[owner], 1)
+    empty = observations == 0
+    extremes = [np.full(rows, np.inf), np.full(rows, -np.inf), np.zeros(rows)]
+    np.minimum.at(extremes[0], owner, values)
+    np.maximum.at(extremes[1], owner, values)
+    np.add.at(extremes[2], owner, values)
+    smallest, largest, total = (np.where(empty, np.nan, x) for x in extremes)
+    bucket_lists = pa.ListArray.from_arrays(pa.array(offsets), pa.array(counts), mask=pa.array(empty))
+    return bucket_lists, pa.array(np.where(empty, 0, low).astype(np.int32), mask=empty), smallest, largest, total
 
 
 def synth_metrics(n: int, *, seed: int = 0, end: datetime | None = None, span: timedelta = DEFAULT_SPAN) -> pa.Table:
@@ -463,22 +580,19 @@ def synth_metrics(n: int, *, seed: int = 0, end: datetime | None = None, span: t
     kind = series % len(_METRIC_SERIES)
     service = series // len(_METRIC_SERIES)
     mtype = np.array([s[1] for s in _METRIC_SERIES])[kind]
-    is_hist = mtype == "histogram"
-    counts = rng.poisson(6, size=(n, len(_BOUNDS) + 1)).astype(np.int32)
-    totals = counts.sum(axis=1)
+    is_hist = mtype == "exponential_histogram"
+    observations = np.where(is_hist, rng.poisson(50, size=n) + 1, 0)
+    bucket_lists, bucket_offsets, hist_min, hist_max, hist_sum = _exponential_histograms(rng, observations)
     scalar = np.where(
         mtype == "gauge",
         rng.random(n),
         np.where(np.array([s[5] for s in _METRIC_SERIES])[kind] == True, step * 1.5, 0),  # noqa: E712
     ) + rng.random(n)
-    offsets = np.arange(n + 1, dtype=np.int32) * (len(_BOUNDS) + 1)
-    bucket_lists = pa.ListArray.from_arrays(pa.array(offsets), pa.array(counts.ravel()), mask=pa.array(~is_hist))
-    bound_offsets = np.arange(n + 1, dtype=np.int32) * len(_BOUNDS)
-    bound_lists = pa.ListArray.from_arrays(
-        pa.array(bound_offsets), pa.array(np.tile(_BOUNDS, n)), mask=pa.array(~is_hist)
-    )
     env = rng.choice(len(_ENVIRONMENTS), size=n, p=_ENV_WEIGHTS)
-    hist_sum = np.round(totals * rng.uniform(20, 120, size=n), 3)
+    # The SDK sends an empty negative side (durations are positive), not a missing one.
+    no_buckets = pa.ListArray.from_arrays(
+        pa.array(np.zeros(n + 1, dtype=np.int32)), pa.array([], pa.int32()), mask=pa.array(~is_hist)
+    )
 
     def series_attr(i: int) -> pl.Series:
         return _pick([str(s[i]) if s[i] is not None else None for s in _METRIC_SERIES], kind)  # type: ignore[misc]
@@ -494,10 +608,16 @@ def synth_metrics(n: int, *, seed: int = 0, end: datetime | None = None, span: t
             "aggregation_temporality": series_attr(4),
             "is_monotonic": pl.Series([s[5] for s in _METRIC_SERIES], dtype=pl.Boolean).gather(kind),
             "scalar_value": pl.Series(np.where(is_hist, np.nan, scalar)).fill_nan(None),
-            "histogram_min": pl.Series(np.where(is_hist, 1.0, np.nan)).fill_nan(None),
-            "histogram_max": pl.Series(np.where(is_hist, 1500.0, np.nan)).fill_nan(None),
-            "histogram_sum": pl.Series(np.where(is_hist, hist_sum, np.nan)).fill_nan(None),
-            "histogram_count": pl.Series(np.where(is_hist, totals, -1)).replace(-1, None).cast(pl.Int32),
+            "histogram_min": pl.Series(hist_min).fill_nan(None),
+            "histogram_max": pl.Series(hist_max).fill_nan(None),
+            "histogram_sum": pl.Series(np.round(hist_sum, 3)).fill_nan(None),
+            "histogram_count": pl.Series(np.where(is_hist, observations, -1)).replace(-1, None).cast(pl.Int32),
+            "exp_histogram_scale": pl.Series(np.where(is_hist, _EXP_SCALE, -1)).replace(-1, None).cast(pl.Int32),
+            "exp_histogram_zero_count": pl.Series(np.where(is_hist, 0, -1)).replace(-1, None).cast(pl.Int32),
+            "exp_histogram_zero_threshold": pl.Series(np.where(is_hist, 0.0, np.nan)).fill_nan(None),
+            "exp_histogram_negative_bucket_counts_offset": pl.Series(np.where(is_hist, 0, -1))
+            .replace(-1, None)
+            .cast(pl.Int32),
             "exemplars": _pick(["[]"], np.zeros(n, dtype=np.int64)),
             "attributes": series_attr(6),
             "otel_scope_name": _pick(["opentelemetry.instrumentation.system_metrics"], np.zeros(n, dtype=np.int64)),
@@ -525,8 +645,9 @@ def synth_metrics(n: int, *, seed: int = 0, end: datetime | None = None, span: t
             "project_id": _pick([_PROJECT_ID], np.zeros(n, dtype=np.int64)),
         }
     ).to_arrow()
-    table = table.append_column("histogram_bucket_counts", bucket_lists)
-    table = table.append_column("histogram_explicit_bounds", bound_lists)
+    table = table.append_column("exp_histogram_positive_bucket_counts", bucket_lists)
+    table = table.append_column("exp_histogram_positive_bucket_counts_offset", bucket_offsets)
+    table = table.append_column("exp_histogram_negative_bucket_counts", no_buckets)
     return _conform(table, METRICS_SCHEMA).sort_by("recorded_timestamp")
 
 

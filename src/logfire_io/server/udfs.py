@@ -46,6 +46,7 @@ from datafusion import SessionContext, udf
 
 import polars as pl
 from logfire_io.schema import LEVEL_NAMES, LEVEL_NUMBERS
+from logfire_io.server.metric_udfs import register_metric_udfs
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -294,3 +295,4 @@ def register_udfs(ctx: SessionContext) -> None:
             ctx.register_udf(udf(_json_function(name), [_TEXT, _TEXT], type_, "immutable", "json_object_keys"))
     ctx.register_udf(udf(_level_name, [pa.int64()], _TEXT, "immutable", "level_name"))
     ctx.register_udf(udf(_level_num, [_TEXT], pa.int32(), "immutable", "level_num"))
+    register_metric_udfs(ctx)
