@@ -22,6 +22,7 @@ from logfire_io import ConfigurationError
 from logfire_io._protocol import checked_window
 from logfire_io._sql import AGGREGATE_FUNCTIONS
 from logfire_io.server import LocalLogfire
+from logfire_io.server.udfs import register_udfs
 from tests.helpers import SentQueries, make_records
 from tests.oracle import assert_same_result, in_window, run_unsplit
 
@@ -98,6 +99,7 @@ def test_aggregates_only_datafusion_knows_by_name_are_not_split(tiny: LocalLogfi
 
 def test_the_aggregate_list_names_every_aggregate_and_window_function_of_the_engine() -> None:
     ctx = SessionContext(SessionConfig().with_information_schema(True))
+    register_udfs(ctx)  # Logfire's metric_* aggregates too
     engine = ctx.sql(
         "SELECT DISTINCT routine_name FROM information_schema.routines WHERE function_type IN ('AGGREGATE', 'WINDOW')"
     ).to_pydict()["routine_name"]

@@ -69,6 +69,15 @@ AGGREGATE_FUNCTIONS = frozenset(
         "max",
         "mean",
         "median",
+        "metric_avg",
+        "metric_count",
+        "metric_increase",
+        "metric_max",
+        "metric_merge",
+        "metric_min",
+        "metric_quantile",
+        "metric_rate",
+        "metric_sum",
         "min",
         "nth_value",
         "ntile",
@@ -98,7 +107,8 @@ AGGREGATE_FUNCTIONS = frozenset(
         "var_sample",
     ]
 )
-"""DataFusion's aggregate and window functions by name (the server's tests check the list against the engine's)."""
+"""Aggregate and window functions by name: DataFusion's and Logfire's ``metric_*`` (a test checks the list against
+the local server's engine, which has both)."""
 
 
 def quote_identifier(name: str) -> str:
