@@ -54,8 +54,8 @@ Which rows are what
     explicit and exponential histograms together, or histograms with scalars cannot be merged without loss and
     are an error.
 
-Until the dialect shim replaces ``value`` in ``metric_*`` calls with :data:`VALUE_SQL`, a query spells it out:
-``metric_quantile(0.95, named_struct(...))``.
+Until the dialect shim replaces ``value`` in the calls of :data:`METRIC_FUNCTIONS` with :func:`value_sql`, a
+query spells it out: ``metric_quantile(0.95, named_struct(...))``.
 """
 
 from __future__ import annotations
@@ -73,33 +73,45 @@ from datafusion import Accumulator, SessionContext, udaf
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-__all__ = ["VALUE_SQL", "VALUE_TYPE", "register_metric_udfs"]
+__all__ = ["METRIC_FUNCTIONS", "VALUE_SQL", "VALUE_TYPE", "register_metric_udfs", "value_sql"]
 
 _COUNTS = pa.list_(pa.int64())
 _VALUE_FIELDS: list[tuple[str, pa.DataType, str]] = [
-    # (field, type, SQL that fills it from the metrics table's columns)
-    ("metric_type", pa.string(), "metric_type"),
-    ("aggregation_temporality", pa.string(), "aggregation_temporality"),
-    ("start_timestamp", pa.timestamp("us", tz="UTC"), "start_timestamp"),
-    ("scalar_value", pa.float64(), "scalar_value"),
-    ("histogram_count", pa.int64(), "CAST(histogram_count AS BIGINT)"),
-    ("histogram_sum", pa.float64(), "histogram_sum"),
-    ("histogram_min", pa.float64(), "histogram_min"),
-    ("histogram_max", pa.float64(), "histogram_max"),
-    ("histogram_bucket_counts", _COUNTS, "CAST(histogram_bucket_counts AS BIGINT[])"),
-    ("histogram_explicit_bounds", pa.list_(pa.float64()), "histogram_explicit_bounds"),
-    ("exp_histogram_scale", pa.int32(), "exp_histogram_scale"),
-    ("exp_histogram_zero_count", pa.int64(), "CAST(exp_histogram_zero_count AS BIGINT)"),
-    ("exp_histogram_zero_threshold", pa.float64(), "exp_histogram_zero_threshold"),
-    ("exp_histogram_positive_bucket_counts", _COUNTS, "CAST(exp_histogram_positive_bucket_counts AS BIGINT[])"),
-    ("exp_histogram_positive_bucket_counts_offset", pa.int32(), "exp_histogram_positive_bucket_counts_offset"),
-    ("exp_histogram_negative_bucket_counts", _COUNTS, "CAST(exp_histogram_negative_bucket_counts AS BIGINT[])"),
-    ("exp_histogram_negative_bucket_counts_offset", pa.int32(), "exp_histogram_negative_bucket_counts_offset"),
+    # (field, type, SQL that fills it from the metrics table's columns, {q} standing for a table qualifier)
+    ("metric_type", pa.string(), "{q}metric_type"),
+    ("aggregation_temporality", pa.string(), "{q}aggregation_temporality"),
+    ("start_timestamp", pa.timestamp("us", tz="UTC"), "{q}start_timestamp"),
+    ("scalar_value", pa.float64(), "{q}scalar_value"),
+    ("histogram_count", pa.int64(), "CAST({q}histogram_count AS BIGINT)"),
+    ("histogram_sum", pa.float64(), "{q}histogram_sum"),
+    ("histogram_min", pa.float64(), "{q}histogram_min"),
+    ("histogram_max", pa.float64(), "{q}histogram_max"),
+    ("histogram_bucket_counts", _COUNTS, "CAST({q}histogram_bucket_counts AS BIGINT[])"),
+    ("histogram_explicit_bounds", pa.list_(pa.float64()), "{q}histogram_explicit_bounds"),
+    ("exp_histogram_scale", pa.int32(), "{q}exp_histogram_scale"),
+    ("exp_histogram_zero_count", pa.int64(), "CAST({q}exp_histogram_zero_count AS BIGINT)"),
+    ("exp_histogram_zero_threshold", pa.float64(), "{q}exp_histogram_zero_threshold"),
+    ("exp_histogram_positive_bucket_counts", _COUNTS, "CAST({q}exp_histogram_positive_bucket_counts AS BIGINT[])"),
+    ("exp_histogram_positive_bucket_counts_offset", pa.int32(), "{q}exp_histogram_positive_bucket_counts_offset"),
+    ("exp_histogram_negative_bucket_counts", _COUNTS, "CAST({q}exp_histogram_negative_bucket_counts AS BIGINT[])"),
+    ("exp_histogram_negative_bucket_counts_offset", pa.int32(), "{q}exp_histogram_negative_bucket_counts_offset"),
 ]
 VALUE_TYPE = pa.struct([(name, type_) for name, type_, _ in _VALUE_FIELDS])
 """The type of the ``metrics.value`` struct these functions take (and ``metric_merge`` returns)."""
-VALUE_SQL = "named_struct(" + ", ".join(f"'{name}', {sql}" for name, _, sql in _VALUE_FIELDS) + ")"
-"""SQL over the ``metrics`` columns that builds ``value``; what the dialect shim should put in place of ``value``."""
+
+
+def value_sql(qualifier: str | None = None) -> str:
+    """SQL over the ``metrics`` columns that builds ``value``, for ``value`` or ``<qualifier>.value``.
+
+    This is what the dialect shim is to splice in place of a bare ``value`` argument of a ``metric_*`` call
+    (``metric_quantile(0.95, m.value)`` with ``FROM metrics m`` takes ``value_sql("m")``).
+    """
+    prefix = f"{qualifier}." if qualifier else ""
+    return "named_struct(" + ", ".join(f"'{name}', {sql.format(q=prefix)}" for name, _, sql in _VALUE_FIELDS) + ")"
+
+
+VALUE_SQL = value_sql()
+"""SQL over the unqualified ``metrics`` columns that builds ``value``."""
 
 _TS = pa.timestamp("us", tz="UTC")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -463,6 +475,8 @@ _STATES = {
     "time": [pa.list_(VALUE_TYPE), pa.list_(_TS)],
 }
 _SUMMARY_STATE = [pa.int64(), pa.float64(), pa.float64(), pa.float64()]
+METRIC_FUNCTIONS = frozenset(name for name, *_ in [*_SUMMARIES, *_ROWS])
+"""The names of the ``metric_*`` functions, whose ``value`` argument the dialect shim is to splice."""
 
 
 def register_metric_udfs(ctx: SessionContext) -> None:
