@@ -18,10 +18,13 @@ import httpx
 import orjson
 import pyarrow as pa
 
+from logfire_io._body import BodyLimits, BodyReader, BodyRefused, DeadlineExceeded
 from logfire_io._exceptions import ConfigurationError, IncompleteResponseError, LogfireIOError, TransportError
-from logfire_io._ipc import ArrowStreamDecoder, IncompleteStream
+from logfire_io._ipc import ArrowStreamDecoder, IncompleteStream, InvalidStream
 from logfire_io._protocol import (
     ARROW_MEDIA_TYPE,
+    DEFAULT_MAX_COMPRESSION_RATIO,
+    DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_TIMEOUT,
     ApiVersion,
     Format,
@@ -29,11 +32,15 @@ from logfire_io._protocol import (
     Retry,
     build_request,
     error_from_response,
+    invalid_body,
     resolve_base_url,
+    resolve_read_token,
     rows_result_from_v2,
     rows_to_columns,
     scrub,
+    split_timeout,
     unexpected_body,
+    v2_shape_problem,
 )
 
 if TYPE_CHECKING:
@@ -51,14 +58,19 @@ USER_AGENT = f"logfire-io/{_VERSION} (python-httpx/{httpx.__version__})"
 
 @dataclass(frozen=True)
 class _Read:
-    """Flow step: read the body of a 200 response, as bytes or as an Arrow table."""
+    """Flow step: read the body of a response, as bytes or as an Arrow table, within the client's limits."""
 
     response: httpx.Response
     kind: Literal["bytes", "arrow"]
+    started: float
+    """``time.monotonic()`` when the request was sent: the deadline counts from there."""
 
 
 _Step = httpx.Request | float | _Read
 _Flow = Generator[_Step, Any, Any]
+_RETRYABLE = (httpx.TransportError, IncompleteStream)
+_REFUSED = (InvalidStream, BodyRefused, DeadlineExceeded)
+_BODY_ERRORS = (*_RETRYABLE, *_REFUSED)
 
 
 class _BaseQueryClient:
@@ -68,33 +80,50 @@ class _BaseQueryClient:
 
     def __init__(
         self,
-        read_token: str,
+        read_token: str | None,
         base_url: str | None,
+        timeout: httpx.Timeout | float,
         *,
         api_version: ApiVersion,
         retries: int | Retry,
+        max_response_bytes: int,
+        max_compression_ratio: float,
     ) -> None:
-        if not isinstance(read_token, str) or not read_token:
-            msg = "`read_token` must be a non-empty string"
-            raise ConfigurationError(msg)
+        read_token = resolve_read_token(read_token)
         if api_version not in ("auto", "v1", "v2"):
             msg = f"`api_version` must be 'auto', 'v1' or 'v2', got {api_version!r}"
             raise ConfigurationError(msg)
+        if not isinstance(retries, Retry) and (isinstance(retries, bool) or not isinstance(retries, int)):
+            msg = f"`retries` must be a number of retries or a logfire_io.Retry, got {retries!r}"
+            raise ConfigurationError(msg)
+        if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int) or max_response_bytes < 1:
+            msg = f"`max_response_bytes` must be a positive integer, got {max_response_bytes!r}"
+            raise ConfigurationError(msg)
+        if (
+            isinstance(max_compression_ratio, bool)
+            or not isinstance(max_compression_ratio, int | float)
+            or not (max_compression_ratio >= 1)
+        ):
+            msg = f"`max_compression_ratio` must be a number >= 1, got {max_compression_ratio!r}"
+            raise ConfigurationError(msg)
+        self._phases, deadline = split_timeout(timeout)
+        self.timeout = timeout
         self.read_token = read_token
         self.base_url = resolve_base_url(base_url, read_token)
         self.api_version: ApiVersion = api_version
         self.retry = retries if isinstance(retries, Retry) else Retry(retries=retries)
+        self._limits = BodyLimits(max_response_bytes, float(max_compression_ratio), deadline)
         self._version: Literal["v1", "v2"] = "v1" if api_version == "v1" else "v2"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_version={self.api_version!r})"
 
-    @staticmethod
-    def _headers(headers: Any, read_token: str) -> dict[str, str]:
-        merged = dict(httpx.Headers(headers or {}))
-        merged["authorization"] = read_token
-        merged.setdefault("user-agent", USER_AGENT)
-        return merged
+    def _client_kwargs(self, httpx_client_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The keyword arguments of the httpx client: ours (base URL, token, timeouts) over the caller's."""
+        headers = dict(httpx.Headers(httpx_client_kwargs.pop("headers", None) or {}))
+        headers["authorization"] = self.read_token
+        headers.setdefault("user-agent", USER_AGENT)
+        return {**httpx_client_kwargs, "base_url": self.base_url, "timeout": self._phases, "headers": headers}
 
     @property
     def protocol(self) -> Literal["v1", "v2"]:
@@ -103,6 +132,9 @@ class _BaseQueryClient:
 
     def _request(self, query: Query, fmt: Format, *, rows: bool = True) -> httpx.Request:
         return build_request(self._client, query, fmt, self._version, rows=rows)
+
+    def _reader(self, response: httpx.Response, started: float) -> BodyReader:
+        return BodyReader(response.headers.get("content-encoding"), self._limits, started)
 
     def _falls_back(self, response: httpx.Response) -> bool:
         """Switch to v1, once, when an ``auto`` client finds no v2 endpoint."""
@@ -117,34 +149,51 @@ class _BaseQueryClient:
             return IncompleteResponseError(f"{text}\n\nHint: the connection was cut; it was retried and kept failing.")
         return TransportError(f"cannot reach the Logfire Query API at {self.base_url}: {type(exc).__name__}: {text}")
 
+    def _body_error(self, response: httpx.Response, exc: BaseException) -> LogfireIOError:
+        """The error for a body that could not be read: refused ones are final, broken ones may be retried."""
+        if isinstance(exc, DeadlineExceeded):
+            return TransportError(
+                f"{exc} ({response.request.method} {response.request.url.copy_with(query=None)})\n\nHint: narrow "
+                "the query, or pass a larger `timeout=` (a number is the total seconds one request may take)."
+            )
+        if isinstance(exc, _REFUSED):
+            return invalid_body(response, str(exc), self.read_token)
+        return self._transport_error(exc)
+
     def _flow(
         self, query: Query, fmt: Format, read: Literal["bytes", "arrow"] | None, *, rows: bool = True, attempt: int = 0
     ) -> _Flow:
         """Send ``query`` until it succeeds or fails for good.
 
-        Returns the open 200 response, or with ``read`` the pair (response, body as bytes or an Arrow table).
+        Returns the open 200 response and when it was sent, or with ``read`` the pair (response, body as bytes or
+        an Arrow table).
         """
         while True:
+            started = time.monotonic()
             result = yield self._request(query, fmt, rows=rows)
-            if isinstance(result, httpx.Response) and result.status_code == 200:
+            if isinstance(result, BaseException):
+                error = self._transport_error(result)
+            elif result.status_code == 200:
                 media = result.headers.get("content-type", ARROW_MEDIA_TYPE).split(";")[0].strip()
-                if fmt == "arrow" and media not in {ARROW_MEDIA_TYPE, "application/octet-stream"}:
-                    result.close()
-                    raise unexpected_body(result, "an Arrow IPC stream", b"", self.read_token)
-                if read is None:
-                    return result
-                body = yield _Read(result, read)
+                wrong_media = fmt == "arrow" and media not in {ARROW_MEDIA_TYPE, "application/octet-stream"}
+                if read is None and not wrong_media:
+                    return result, started
+                body = yield _Read(result, "bytes" if wrong_media else read or "bytes", started)
+                if wrong_media and not isinstance(body, BaseException):
+                    raise unexpected_body(result, "an Arrow IPC stream", body, self.read_token)
                 if not isinstance(body, BaseException):
                     return result, body
-                if not isinstance(body, httpx.TransportError | IncompleteStream):
-                    raise self._undecodable(result, "an Arrow IPC stream", body)
-                error = self._transport_error(body)
-            elif isinstance(result, httpx.Response):
-                if self._falls_back(result):
-                    continue
-                error = error_from_response(result, self.read_token)
+                error = self._body_error(result, body)
+                if isinstance(body, _REFUSED):
+                    raise error
             else:
-                error = self._transport_error(result)
+                body = yield _Read(result, "bytes", started)
+                if isinstance(body, BaseException):
+                    error = self._body_error(result, body)
+                elif self._falls_back(result):
+                    continue
+                else:
+                    error = error_from_response(result, body, self.read_token)
             delay = self.retry.delay(error, attempt)
             if delay is None:
                 raise error
@@ -161,11 +210,15 @@ class _BaseQueryClient:
                     f"the Arrow stream broke after {decoder.batches_decoded} batches had been yielded: {error}"
                     "\n\nHint: use `query_arrow` (which re-fetches) or restart the iteration."
                 )
-            raise error from exc
+            raise error from None
         return delay
 
-    def _undecodable(self, response: httpx.Response, expected: str, exc: BaseException) -> LogfireIOError:
-        return unexpected_body(response, expected, str(exc).encode(), self.read_token)
+    def _text(self, response: httpx.Response, body: bytes) -> str:
+        encoding = response.charset_encoding or "utf-8"
+        try:
+            return body.decode(encoding)
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise invalid_body(response, f"the text is not valid {encoding}: {exc}", self.read_token) from None
 
     def _json(self, response: httpx.Response, body: bytes) -> Any:
         try:
@@ -176,8 +229,10 @@ class _BaseQueryClient:
     def _rows_result(self, response: httpx.Response, body: bytes) -> dict[str, Any]:
         data = self._json(response, body)
         if self._version == "v2":
-            if not isinstance(data, dict) or "schema" not in data or "data" not in data:
-                raise unexpected_body(response, 'a v2 JSON body {"schema", "data"}', body, self.read_token)
+            problem = v2_shape_problem(data)
+            if problem is not None:
+                msg = f"the v2 JSON body is not in the documented shape: {problem}"
+                raise invalid_body(response, msg, self.read_token)
             return rows_result_from_v2(data)
         return data  # type: ignore[no-any-return]
 
@@ -187,11 +242,25 @@ class _BaseQueryClient:
         )
 
 
-def _read_arrow(chunks: Iterator[bytes]) -> pa.Table:
-    decoder = ArrowStreamDecoder()
-    batches = [batch for chunk in chunks for batch in decoder.feed(chunk)]
-    decoder.finish()
-    return pa.Table.from_batches(batches, schema=decoder.schema)
+class _Body:
+    """A whole body gathered from decoded chunks: joined bytes, or an Arrow table decoded as the chunks arrive."""
+
+    def __init__(self, kind: Literal["bytes", "arrow"]) -> None:
+        self._chunks: list[bytes] = []
+        self._batches: list[pa.RecordBatch] = []
+        self._decoder = ArrowStreamDecoder() if kind == "arrow" else None
+
+    def add(self, chunk: bytes) -> None:
+        if self._decoder is None:
+            self._chunks.append(chunk)
+        else:
+            self._batches.extend(self._decoder.feed(chunk))
+
+    def result(self) -> bytes | pa.Table:
+        if self._decoder is None:
+            return b"".join(self._chunks)
+        self._decoder.finish()
+        return pa.Table.from_batches(self._batches, schema=self._decoder.schema)
 
 
 class LogfireQueryClient(_BaseQueryClient):
@@ -224,18 +293,26 @@ class LogfireQueryClient(_BaseQueryClient):
 
     def __init__(
         self,
-        read_token: str,
+        read_token: str | None = None,
         base_url: str | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         *,
         api_version: ApiVersion = "auto",
         retries: int | Retry = 3,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO,
         **httpx_client_kwargs: Any,
     ) -> None:
-        super().__init__(read_token, base_url, api_version=api_version, retries=retries)
-        headers = self._headers(httpx_client_kwargs.pop("headers", None), read_token)
-        self.timeout = timeout
-        self._client = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers, **httpx_client_kwargs)
+        super().__init__(
+            read_token,
+            base_url,
+            timeout,
+            api_version=api_version,
+            retries=retries,
+            max_response_bytes=max_response_bytes,
+            max_compression_ratio=max_compression_ratio,
+        )
+        self._client = httpx.Client(**self._client_kwargs(httpx_client_kwargs))
 
     @property
     def client(self) -> httpx.Client:
@@ -245,33 +322,35 @@ class LogfireQueryClient(_BaseQueryClient):
     def _drive(self, flow: _Flow) -> Any:
         step = next(flow)
         while True:
-            result: Any
+            result: Any = None
             if isinstance(step, httpx.Request):
                 try:
                     result = self._client.send(step, stream=True)
-                    if result.status_code != 200:
-                        result.read()
-                        result.close()
                 except httpx.TransportError as exc:
                     result = exc
             elif isinstance(step, _Read):
-                try:
-                    try:
-                        if step.kind == "bytes":
-                            result = step.response.read()
-                        else:
-                            result = _read_arrow(step.response.iter_bytes())
-                    finally:
-                        step.response.close()
-                except (httpx.TransportError, IncompleteStream, pa.ArrowInvalid, ValueError) as exc:
-                    result = exc
+                result = self._read(step)
             else:
                 time.sleep(step)
-                result = None
             try:
                 step = flow.send(result)
             except StopIteration as stop:
                 return stop.value
+
+    def _read(self, step: _Read) -> Any:
+        """The body as bytes or an Arrow table, or the exception that stopped reading it."""
+        try:
+            try:
+                reader, body = self._reader(step.response, step.started), _Body(step.kind)
+                for raw in step.response.iter_raw():
+                    for chunk in reader.feed(raw):
+                        body.add(chunk)
+                reader.finish()
+                return body.result()
+            finally:
+                step.response.close()
+        except _BODY_ERRORS as exc:
+            return exc
 
     def query_json(
         self,
@@ -353,7 +432,7 @@ class LogfireQueryClient(_BaseQueryClient):
         """The result as CSV text, with a header row. Parameters: see :meth:`query_json`."""
         query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
         response, body = self._drive(self._flow(query, "csv", "bytes"))
-        return body.decode(response.encoding or "utf-8")  # type: ignore[no-any-return]
+        return self._text(response, body)
 
     def iter_arrow_batches(
         self,
@@ -374,18 +453,26 @@ class LogfireQueryClient(_BaseQueryClient):
         query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
         attempt = 0
         while True:
-            response = self._drive(self._flow(query, "arrow", None, attempt=attempt))
+            response, started = self._drive(self._flow(query, "arrow", None, attempt=attempt))
             decoder = ArrowStreamDecoder()
             try:
                 try:
-                    for chunk in response.iter_bytes():
-                        yield from decoder.feed(chunk)
+                    reader = self._reader(response, started)
+                    for raw in response.iter_raw():
+                        for chunk in reader.feed(raw):
+                            for batch in decoder.feed(chunk):
+                                paused = time.monotonic()
+                                yield batch
+                                reader.pause(time.monotonic() - paused)
+                    reader.finish()
                 finally:
                     response.close()
                 decoder.finish()
                 return
-            except (httpx.TransportError, IncompleteStream) as exc:
+            except _RETRYABLE as exc:
                 delay = self._stream_retry_delay(exc, decoder, attempt)
+            except _REFUSED as exc:
+                raise self._body_error(response, exc) from None
             time.sleep(delay)
             attempt += 1
 
@@ -412,20 +499,26 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
 
     def __init__(
         self,
-        read_token: str,
+        read_token: str | None = None,
         base_url: str | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         *,
         api_version: ApiVersion = "auto",
         retries: int | Retry = 3,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO,
         **httpx_client_kwargs: Any,
     ) -> None:
-        super().__init__(read_token, base_url, api_version=api_version, retries=retries)
-        headers = self._headers(httpx_client_kwargs.pop("headers", None), read_token)
-        self.timeout = timeout
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url, timeout=timeout, headers=headers, **httpx_client_kwargs
+        super().__init__(
+            read_token,
+            base_url,
+            timeout,
+            api_version=api_version,
+            retries=retries,
+            max_response_bytes=max_response_bytes,
+            max_compression_ratio=max_compression_ratio,
         )
+        self._client = httpx.AsyncClient(**self._client_kwargs(httpx_client_kwargs))
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -435,27 +528,35 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
     async def _drive(self, flow: _Flow) -> Any:
         step = next(flow)
         while True:
-            result: Any
+            result: Any = None
             if isinstance(step, httpx.Request):
                 try:
                     result = await self._client.send(step, stream=True)
-                    if result.status_code != 200:
-                        await result.aread()
-                        await result.aclose()
                 except httpx.TransportError as exc:
                     result = exc
             elif isinstance(step, _Read):
-                try:
-                    result = await _aread(step)
-                except (httpx.TransportError, IncompleteStream, pa.ArrowInvalid, ValueError) as exc:
-                    result = exc
+                result = await self._read(step)
             else:
                 await anyio.sleep(step)
-                result = None
             try:
                 step = flow.send(result)
             except StopIteration as stop:
                 return stop.value
+
+    async def _read(self, step: _Read) -> Any:
+        """The body as bytes or an Arrow table, or the exception that stopped reading it."""
+        try:
+            try:
+                reader, body = self._reader(step.response, step.started), _Body(step.kind)
+                async for raw in step.response.aiter_raw():
+                    for chunk in reader.feed(raw):
+                        body.add(chunk)
+                reader.finish()
+                return body.result()
+            finally:
+                await step.response.aclose()
+        except _BODY_ERRORS as exc:
+            return exc
 
     async def query_json(
         self,
@@ -515,7 +616,7 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         """See :meth:`LogfireQueryClient.query_csv`."""
         query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
         response, body = await self._drive(self._flow(query, "csv", "bytes"))
-        return body.decode(response.encoding or "utf-8")  # type: ignore[no-any-return]
+        return self._text(response, body)
 
     async def iter_arrow_batches(
         self,
@@ -531,19 +632,26 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
         attempt = 0
         while True:
-            response = await self._drive(self._flow(query, "arrow", None, attempt=attempt))
+            response, started = await self._drive(self._flow(query, "arrow", None, attempt=attempt))
             decoder = ArrowStreamDecoder()
             try:
                 try:
-                    async for chunk in response.aiter_bytes():
-                        for batch in decoder.feed(chunk):
-                            yield batch
+                    reader = self._reader(response, started)
+                    async for raw in response.aiter_raw():
+                        for chunk in reader.feed(raw):
+                            for batch in decoder.feed(chunk):
+                                paused = time.monotonic()
+                                yield batch
+                                reader.pause(time.monotonic() - paused)
+                    reader.finish()
                 finally:
                     await response.aclose()
                 decoder.finish()
                 return
-            except (httpx.TransportError, IncompleteStream) as exc:
+            except _RETRYABLE as exc:
                 delay = self._stream_retry_delay(exc, decoder, attempt)
+            except _REFUSED as exc:
+                raise self._body_error(response, exc) from None
             await anyio.sleep(delay)
             attempt += 1
 
@@ -558,17 +666,3 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
-
-
-async def _aread(step: _Read) -> Any:
-    try:
-        if step.kind == "bytes":
-            return await step.response.aread()
-        decoder = ArrowStreamDecoder()
-        batches = []
-        async for chunk in step.response.aiter_bytes():
-            batches.extend(decoder.feed(chunk))
-        decoder.finish()
-        return pa.Table.from_batches(batches, schema=decoder.schema)
-    finally:
-        await step.response.aclose()
