@@ -5,6 +5,7 @@ import them from :mod:`logfire_io.polars`).
 """
 
 import polars as _pl
+from logfire_io._client import VERSION as __version__  # noqa: F401 - public, by convention not in __all__
 from logfire_io._client import AsyncLogfireQueryClient, LogfireQueryClient
 from logfire_io._exceptions import (
     AuthenticationError,

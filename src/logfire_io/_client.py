@@ -47,13 +47,14 @@ if TYPE_CHECKING:
     from datetime import datetime
     from types import TracebackType
 
-__all__ = ["AsyncLogfireQueryClient", "LogfireQueryClient"]
+__all__ = ["VERSION", "AsyncLogfireQueryClient", "LogfireQueryClient"]
 
 try:
-    _VERSION = version("logfire-io")
+    VERSION = version("logfire-io")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
-    _VERSION = "0+unknown"
-USER_AGENT = f"logfire-io/{_VERSION} (python-httpx/{httpx.__version__})"
+    VERSION = "0+unknown"
+"""The installed version of logfire-io (``logfire_io.__version__``)."""
+USER_AGENT = f"logfire-io/{VERSION} (python-httpx/{httpx.__version__})"
 
 
 @dataclass(frozen=True)
