@@ -38,6 +38,8 @@ __all__ = [
 DEFAULT_MAX_CONCURRENCY = 4
 """Requests in flight at once by default: several times faster than one, gentle on a rate-limited service."""
 _ONE_US = timedelta(microseconds=1)
+_MAX_ROWS = 10**12
+"""The largest ``limit`` a reader takes: far past any result, and within Arrow's 64-bit lengths."""
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,9 @@ class ReadRequest:
         object.__setattr__(self, "min_timestamp", low)
         object.__setattr__(self, "max_timestamp", high)
         if self.limit is not None and (
-            isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1
+            isinstance(self.limit, bool) or not isinstance(self.limit, int) or not 1 <= self.limit <= _MAX_ROWS
         ):
-            msg = f"`limit` must be a positive integer or None, got {self.limit!r}"
+            msg = f"`limit` must be a positive integer up to {_MAX_ROWS:,}, or None for every row, got {self.limit!r}"
             raise ConfigurationError(msg)
         if (
             isinstance(self.max_concurrency, bool)

@@ -113,6 +113,8 @@ def analyze(sql: str) -> SliceableQuery:
         statements = sqlglot.parse(sql, read="postgres")
     except SqlglotError as exc:
         return _refuse(sql, f"it could not be parsed ({str(exc).splitlines()[0]})")
+    except RecursionError:
+        return _refuse(sql, "it is nested too deeply to analyse")
     if len(statements) != 1 or statements[0] is None:
         return _refuse(sql, "it is not exactly one statement")
     tree = statements[0]
