@@ -204,6 +204,16 @@ class Query:
         ):
             msg = f"`limit` must be an integer from 1 to {MAX_LIMIT:,} (the Query API's cap), got {self.limit!r}"
             raise ConfigurationError(msg)
+        if self.timezone is not None and not isinstance(self.timezone, str):
+            msg = f"`timezone` must be an IANA zone name like 'Europe/Paris', got {self.timezone!r}"
+            raise ConfigurationError(msg)
+        environment = self.environment
+        if environment is not None and not (
+            isinstance(environment, str)
+            or (isinstance(environment, list | tuple) and all(isinstance(e, str) for e in environment))
+        ):
+            msg = f"`environment` must be a name or a list of names, got {environment!r}"
+            raise ConfigurationError(msg)
         low, high = checked_window(self.min_timestamp, self.max_timestamp)
         object.__setattr__(self, "min_timestamp", low)
         object.__setattr__(self, "max_timestamp", high)
