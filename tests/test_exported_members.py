@@ -17,7 +17,6 @@ def test_exported_members() -> None:
         "QueryHTTPError",
         "QueryRequestError",
         "RateLimitError",
-        "ReadStats",
         "Retry",
         "RowCapError",
         "Slice",
@@ -33,5 +32,6 @@ def test_exported_members() -> None:
     ]
     for name in logfire_io.__all__:
         assert hasattr(logfire_io, name)
+    assert not hasattr(logfire_io, "ReadStats")  # issue 13: nothing public took it; it stays internal
     errors = [getattr(logfire_io, n) for n in logfire_io.__all__ if n.endswith("Error")]
     assert all(issubclass(e, logfire_io.LogfireIOError) for e in errors)

@@ -23,7 +23,7 @@ from logfire_io._exceptions import (
 from logfire_io._json import JSONDecodeWarning
 from logfire_io._protocol import MAX_LIMIT, Retry
 from logfire_io._read import read_logfire_arrow
-from logfire_io._slicing import ReadStats, Slice, SliceError, TooDenseError, plan_slices
+from logfire_io._slicing import Slice, SliceError, TooDenseError, plan_slices
 from logfire_io.pandas import read_logfire_pandas
 from logfire_io.polars import read_logfire, scan_logfire
 
@@ -40,7 +40,6 @@ __all__ = [
     "QueryHTTPError",
     "QueryRequestError",
     "RateLimitError",
-    "ReadStats",
     "Retry",
     "RowCapError",
     "Slice",

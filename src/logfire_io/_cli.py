@@ -386,9 +386,11 @@ def _demo(args: argparse.Namespace) -> int:
         print()
 
         print(f"4. Past the 10,000-row cap: every one of the {server.num_records:,} rows, sliced and in parallel")
-        stats = logfire_io.ReadStats()
-        started = time.monotonic()
         from logfire_io._read import ReadRequest, read_arrow
+        from logfire_io._slicing import ReadStats
+
+        stats = ReadStats()
+        started = time.monotonic()
 
         request = ReadRequest("SELECT * FROM records_all", max_concurrency=8, progress=False, stats=stats)
         everything = read_arrow(request, client=None, json_columns=None, **kwargs)  # type: ignore[arg-type]
