@@ -19,6 +19,7 @@ import orjson
 import pyarrow as pa
 
 from logfire_io._body import BodyLimits, BodyReader, BodyRefused, DeadlineExceeded
+from logfire_io._docs import documented
 from logfire_io._exceptions import ConfigurationError, IncompleteResponseError, LogfireIOError, TransportError
 from logfire_io._ipc import ArrowStreamDecoder, IncompleteStream, InvalidStream
 from logfire_io._protocol import (
@@ -128,7 +129,16 @@ class _BaseQueryClient:
 
     @property
     def protocol(self) -> Literal["v1", "v2"]:
-        """The Query API version in use (``auto`` settles on v1 after a v2 404/405)."""
+        """The Query API version in use: ``auto`` starts with v2 and settles on v1 after a v2 404/405.
+
+        Examples
+        --------
+        >>> from logfire_io import LogfireQueryClient
+        >>> with LogfireQueryClient() as client:
+        ...     _ = client.query_json_rows("SELECT 1")
+        ...     print(client.protocol)
+        v2
+        """
         return self._version
 
     def _request(self, query: Query, fmt: Format, *, rows: bool = True) -> httpx.Request:
@@ -264,30 +274,31 @@ class _Body:
         return pa.Table.from_batches(self._batches, schema=self._decoder.schema)
 
 
+@documented
 class LogfireQueryClient(_BaseQueryClient):
-    """Synchronous client of the Logfire Query API.
+    """Synchronous client of the Logfire Query API, as the Logfire documentation describes it.
+
+    One client holds a connection pool; it is safe to share between threads. Every response is checked before it
+    is returned: Arrow batches are validated in full, bodies are bounded in size and in compression ratio, and
+    each request has an overall deadline.
 
     Parameters
     ----------
-    read_token
-        A project read token. Never logged, never shown in ``repr`` or errors.
-    base_url
-        The API root; defaults to ``$LOGFIRE_BASE_URL``, then to the region named in the token. Any path prefix
-        is kept (``https://proxy/logfire`` sends ``https://proxy/logfire/v2/query``).
-    timeout
-        httpx timeout; the read timeout applies between chunks of a streamed body.
-    api_version
-        ``"auto"`` uses ``POST /v2/query`` and falls back to ``GET /v1/query`` once if v2 answers 404/405;
-        ``"v1"``/``"v2"`` pin one.
-    retries
-        Number of retries, or a :class:`~logfire_io.Retry` policy.
-    **httpx_client_kwargs
-        Passed to ``httpx.Client`` (``transport=``, ``limits=``, ``verify=``, ``headers=``...).
+    {client_parameters}
+
+    Raises
+    ------
+    ConfigurationError
+        No read token, a token with whitespace or control characters inside, a token for an unknown region
+        without ``base_url``, or an option that cannot work.
 
     Examples
     --------
-    >>> with LogfireQueryClient(read_token) as client:  # doctest: +SKIP
-    ...     table = client.query_arrow("SELECT * FROM records", min_timestamp=since)
+    >>> from logfire_io import LogfireQueryClient
+    >>> with LogfireQueryClient() as client:  # token and URL from LOGFIRE_READ_TOKEN and LOGFIRE_BASE_URL
+    ...     table = client.query_arrow("SELECT span_name, duration FROM records", limit=3)
+    >>> table.column_names, table.num_rows
+    (['span_name', 'duration'], 3)
     """
 
     _client: httpx.Client
@@ -317,7 +328,15 @@ class LogfireQueryClient(_BaseQueryClient):
 
     @property
     def client(self) -> httpx.Client:
-        """The underlying ``httpx.Client``."""
+        """The underlying ``httpx.Client``, for what this client does not wrap.
+
+        Examples
+        --------
+        >>> from logfire_io import LogfireQueryClient
+        >>> with LogfireQueryClient() as client:
+        ...     print(type(client.client).__name__)
+        Client
+        """
         return self._client
 
     def _drive(self, flow: _Flow) -> Any:
@@ -353,6 +372,7 @@ class LogfireQueryClient(_BaseQueryClient):
         except _BODY_ERRORS as exc:
             return exc
 
+    @documented
     def query_json(
         self,
         sql: str,
@@ -363,26 +383,34 @@ class LogfireQueryClient(_BaseQueryClient):
         timezone: str | None = None,
         environment: str | list[str] | None = None,
     ) -> dict[str, Any]:
-        """Column-oriented JSON: ``{"columns": [{"name", "datatype", "nullable", "values"}]}``.
+        """The result as column-oriented JSON, the shape of ``GET /v1/query``.
 
         Parameters
         ----------
-        sql
-            The query, in Logfire's SQL.
-        min_timestamp, max_timestamp
-            The time window on ``start_timestamp`` (``recorded_timestamp`` for metrics); naive datetimes are
-            UTC. Without ``min_timestamp``, 2020-01-01 UTC is sent (v2 requires a lower bound).
-        limit
-            Rows to return, 1 to 10,000; the service's default (100 on v2, 500 on v1) when None.
-        timezone
-            IANA zone the query runs in (v2 only).
-        environment
-            ``deployment_environment`` values to keep (v2 only); ``""`` means rows without one.
+        {query_parameters}
+
+        Returns
+        -------
+        dict
+            ``{"columns": [{"name", "datatype", "nullable", "values"}]}``: one entry per column, values in row order.
+
+        Raises
+        ------
+        {query_raises}
+
+        Examples
+        --------
+        >>> from logfire_io import LogfireQueryClient
+        >>> with LogfireQueryClient() as client:
+        ...     result = client.query_json("SELECT 1 AS x, 'a' AS y")
+        >>> [(column["name"], column["values"]) for column in result["columns"]]
+        [('x', [1]), ('y', ['a'])]
         """
         query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
         response, body = self._drive(self._flow(query, "json", "bytes", rows=False))
         return self._columns_result(response, body)
 
+    @documented
     def query_json_rows(
         self,
         sql: str,
@@ -393,14 +421,34 @@ class LogfireQueryClient(_BaseQueryClient):
         timezone: str | None = None,
         environment: str | list[str] | None = None,
     ) -> dict[str, Any]:
-        """Row-oriented JSON: ``{"columns": [{"name", "datatype", "nullable"}], "rows": [{...}]}``.
+        """The result as row-oriented JSON, the shape of ``GET /v1/query?json_rows=true``.
 
-        Parameters: see :meth:`query_json`.
+        Parameters
+        ----------
+        {query_parameters}
+
+        Returns
+        -------
+        dict
+            ``{"columns": [{"name", "datatype", "nullable"}], "rows": [{name: value, ...}, ...]}``.
+
+        Raises
+        ------
+        {query_raises}
+
+        Examples
+        --------
+        >>> from logfire_io import LogfireQueryClient
+        >>> with LogfireQueryClient() as client:
+        ...     result = client.query_json_rows("SELECT 1 AS x, 'a' AS y")
+        >>> result["rows"]
+        [{'x': 1, 'y': 'a'}]
         """
         query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
         response, body = self._drive(self._flow(query, "json", "bytes"))
         return self._rows_result(response, body)
 
+    @documented
     def query_arrow(
         self,
         sql: str,
@@ -414,12 +462,33 @@ class LogfireQueryClient(_BaseQueryClient):
         """The result as a ``pyarrow.Table``, decoded from the Arrow stream as it arrives.
 
         A stream cut short is fetched again (up to the retry policy), never returned short.
-        Parameters: see :meth:`query_json`.
+
+        Parameters
+        ----------
+        {query_parameters}
+
+        Returns
+        -------
+        pyarrow.Table
+            Every row of the answer, with the service's Arrow schema (timestamps in UTC).
+
+        Raises
+        ------
+        {query_raises}
+
+        Examples
+        --------
+        >>> from logfire_io import LogfireQueryClient
+        >>> with LogfireQueryClient() as client:
+        ...     table = client.query_arrow("SELECT level, count(*) AS n FROM records GROUP BY level")
+        >>> table.column_names
+        ['level', 'n']
         """
         query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
         _, table = self._drive(self._flow(query, "arrow", "arrow"))
         return table  # type: ignore[no-any-return]
 
+    @documented
     def query_csv(
         self,
         sql: str,
@@ -430,11 +499,34 @@ class LogfireQueryClient(_BaseQueryClient):
         timezone: str | None = None,
         environment: str | list[str] | None = None,
     ) -> str:
-        """The result as CSV text, with a header row. Parameters: see :meth:`query_json`."""
+        """The result as CSV text, with a header row, as the service writes it.
+
+        Parameters
+        ----------
+        {query_parameters}
+
+        Returns
+        -------
+        str
+            The CSV text (nested values as JSON).
+
+        Raises
+        ------
+        {query_raises}
+
+        Examples
+        --------
+        >>> from logfire_io import LogfireQueryClient
+        >>> with LogfireQueryClient() as client:
+        ...     print(client.query_csv("SELECT 1 AS x, 'a' AS y"), end="")
+        x,y
+        1,a
+        """
         query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
         response, body = self._drive(self._flow(query, "csv", "bytes"))
         return self._text(response, body)
 
+    @documented
     def iter_arrow_batches(
         self,
         sql: str,
@@ -447,9 +539,31 @@ class LogfireQueryClient(_BaseQueryClient):
     ) -> Iterator[pa.RecordBatch]:
         """Stream the result as ``pyarrow.RecordBatch`` es, each yielded as soon as its bytes have arrived.
 
-        Memory holds one batch plus network buffers while batches are consumed. If the connection breaks before
-        the first batch, the request is retried; after it, :class:`~logfire_io.IncompleteResponseError` is
-        raised rather than a silently short stream. Parameters: see :meth:`query_json`.
+        Memory holds one batch plus network buffers while batches are consumed. If the connection breaks before the
+        first batch, the request is retried; after it, :class:`~logfire_io.IncompleteResponseError` is raised rather
+        than a silently short stream. The time spent between batches by the caller does not count against
+        ``timeout``.
+
+        Parameters
+        ----------
+        {query_parameters}
+
+        Yields
+        ------
+        pyarrow.RecordBatch
+            The batches of the answer, in order, each validated in full.
+
+        Raises
+        ------
+        {query_raises}
+
+        Examples
+        --------
+        >>> from logfire_io import LogfireQueryClient
+        >>> with LogfireQueryClient() as client:
+        ...     sizes = [batch.num_rows for batch in client.iter_arrow_batches("SELECT span_id FROM records", limit=5)]
+        >>> sum(sizes)
+        5
         """
         query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
         attempt = 0
@@ -478,7 +592,14 @@ class LogfireQueryClient(_BaseQueryClient):
             attempt += 1
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool; the ``with`` block does it on exit.
+
+        Examples
+        --------
+        >>> from logfire_io import LogfireQueryClient
+        >>> client = LogfireQueryClient()
+        >>> client.close()
+        """
         self._client.close()
 
     def __enter__(self) -> Self:
@@ -490,10 +611,29 @@ class LogfireQueryClient(_BaseQueryClient):
         self.close()
 
 
+@documented
 class AsyncLogfireQueryClient(_BaseQueryClient):
-    """Asynchronous client of the Logfire Query API; the same methods as :class:`LogfireQueryClient`, awaited.
+    """Asynchronous client of the Logfire Query API: the methods of :class:`LogfireQueryClient`, awaited.
 
-    Parameters: see :class:`LogfireQueryClient` (``**httpx_client_kwargs`` go to ``httpx.AsyncClient``).
+    Parameters
+    ----------
+    {client_parameters}
+
+    Raises
+    ------
+    ConfigurationError
+        No read token, a token with whitespace or control characters inside, a token for an unknown region
+        without ``base_url``, or an option that cannot work.
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> from logfire_io import AsyncLogfireQueryClient
+    >>> async def spans():
+    ...     async with AsyncLogfireQueryClient() as client:
+    ...         return await client.query_arrow("SELECT span_name FROM records", limit=3)
+    >>> asyncio.run(spans()).num_rows
+    3
     """
 
     _client: httpx.AsyncClient
@@ -523,7 +663,14 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
 
     @property
     def client(self) -> httpx.AsyncClient:
-        """The underlying ``httpx.AsyncClient``."""
+        """The underlying ``httpx.AsyncClient``, for what this client does not wrap.
+
+        Examples
+        --------
+        >>> from logfire_io import AsyncLogfireQueryClient
+        >>> print(type(AsyncLogfireQueryClient().client).__name__)
+        AsyncClient
+        """
         return self._client
 
     async def _drive(self, flow: _Flow) -> Any:
@@ -559,6 +706,7 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         except _BODY_ERRORS as exc:
             return exc
 
+    @documented
     async def query_json(
         self,
         sql: str,
@@ -569,11 +717,37 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         timezone: str | None = None,
         environment: str | list[str] | None = None,
     ) -> dict[str, Any]:
-        """See :meth:`LogfireQueryClient.query_json`."""
+        """The result as column-oriented JSON, the shape of ``GET /v1/query``; awaited.
+
+        Parameters
+        ----------
+        {query_parameters}
+
+        Returns
+        -------
+        dict
+            ``{"columns": [{"name", "datatype", "nullable", "values"}]}``: one entry per column, values in row order.
+
+        Raises
+        ------
+        {query_raises}
+
+        Examples
+        --------
+        >>> import asyncio
+        >>> from logfire_io import AsyncLogfireQueryClient
+        >>> async def run():
+        ...     async with AsyncLogfireQueryClient() as client:
+        ...         result = await client.query_json("SELECT 1 AS x")
+        ...     return result
+        >>> [(c["name"], c["values"]) for c in asyncio.run(run())["columns"]]
+        [('x', [1])]
+        """
         query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
         response, body = await self._drive(self._flow(query, "json", "bytes", rows=False))
         return self._columns_result(response, body)
 
+    @documented
     async def query_json_rows(
         self,
         sql: str,
@@ -584,11 +758,37 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         timezone: str | None = None,
         environment: str | list[str] | None = None,
     ) -> dict[str, Any]:
-        """See :meth:`LogfireQueryClient.query_json_rows`."""
+        """The result as row-oriented JSON, the shape of ``GET /v1/query?json_rows=true``; awaited.
+
+        Parameters
+        ----------
+        {query_parameters}
+
+        Returns
+        -------
+        dict
+            ``{"columns": [{"name", "datatype", "nullable"}], "rows": [{name: value, ...}, ...]}``.
+
+        Raises
+        ------
+        {query_raises}
+
+        Examples
+        --------
+        >>> import asyncio
+        >>> from logfire_io import AsyncLogfireQueryClient
+        >>> async def run():
+        ...     async with AsyncLogfireQueryClient() as client:
+        ...         result = await client.query_json_rows("SELECT 1 AS x")
+        ...     return result
+        >>> asyncio.run(run())["rows"]
+        [{'x': 1}]
+        """
         query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
         response, body = await self._drive(self._flow(query, "json", "bytes"))
         return self._rows_result(response, body)
 
+    @documented
     async def query_arrow(
         self,
         sql: str,
@@ -599,11 +799,37 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         timezone: str | None = None,
         environment: str | list[str] | None = None,
     ) -> pa.Table:
-        """See :meth:`LogfireQueryClient.query_arrow`."""
+        """The result as a ``pyarrow.Table``, decoded from the Arrow stream as it arrives; awaited.
+
+        Parameters
+        ----------
+        {query_parameters}
+
+        Returns
+        -------
+        pyarrow.Table
+            Every row of the answer, with the service's Arrow schema (timestamps in UTC).
+
+        Raises
+        ------
+        {query_raises}
+
+        Examples
+        --------
+        >>> import asyncio
+        >>> from logfire_io import AsyncLogfireQueryClient
+        >>> async def run():
+        ...     async with AsyncLogfireQueryClient() as client:
+        ...         result = await client.query_arrow("SELECT span_id FROM records", limit=4)
+        ...     return result
+        >>> asyncio.run(run()).num_rows
+        4
+        """
         query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
         _, table = await self._drive(self._flow(query, "arrow", "arrow"))
         return table  # type: ignore[no-any-return]
 
+    @documented
     async def query_csv(
         self,
         sql: str,
@@ -614,11 +840,38 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         timezone: str | None = None,
         environment: str | list[str] | None = None,
     ) -> str:
-        """See :meth:`LogfireQueryClient.query_csv`."""
+        """The result as CSV text, with a header row, as the service writes it; awaited.
+
+        Parameters
+        ----------
+        {query_parameters}
+
+        Returns
+        -------
+        str
+            The CSV text (nested values as JSON).
+
+        Raises
+        ------
+        {query_raises}
+
+        Examples
+        --------
+        >>> import asyncio
+        >>> from logfire_io import AsyncLogfireQueryClient
+        >>> async def run():
+        ...     async with AsyncLogfireQueryClient() as client:
+        ...         result = await client.query_csv("SELECT 1 AS x")
+        ...     return result
+        >>> print(asyncio.run(run()), end="")
+        x
+        1
+        """
         query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
         response, body = await self._drive(self._flow(query, "csv", "bytes"))
         return self._text(response, body)
 
+    @documented
     async def iter_arrow_batches(
         self,
         sql: str,
@@ -629,7 +882,36 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         timezone: str | None = None,
         environment: str | list[str] | None = None,
     ) -> AsyncIterator[pa.RecordBatch]:
-        """See :meth:`LogfireQueryClient.iter_arrow_batches`; an async iterator."""
+        """Stream the result as ``pyarrow.RecordBatch`` es, an async iterator yielding each batch as its bytes arrive.
+
+        If the connection breaks before the first batch, the request is retried; after it,
+        :class:`~logfire_io.IncompleteResponseError` is raised rather than a silently short stream. The time spent
+        between batches by the caller does not count against ``timeout``.
+
+        Parameters
+        ----------
+        {query_parameters}
+
+        Yields
+        ------
+        pyarrow.RecordBatch
+            The batches of the answer, in order, each validated in full.
+
+        Raises
+        ------
+        {query_raises}
+
+        Examples
+        --------
+        >>> import asyncio
+        >>> from logfire_io import AsyncLogfireQueryClient
+        >>> async def count():
+        ...     async with AsyncLogfireQueryClient() as client:
+        ...         batches = client.iter_arrow_batches("SELECT span_id FROM records", limit=5)
+        ...         return sum([batch.num_rows async for batch in batches])
+        >>> asyncio.run(count())
+        5
+        """
         query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
         attempt = 0
         while True:
@@ -657,7 +939,14 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
             attempt += 1
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool; the ``async with`` block does it on exit.
+
+        Examples
+        --------
+        >>> import asyncio
+        >>> from logfire_io import AsyncLogfireQueryClient
+        >>> asyncio.run(AsyncLogfireQueryClient().aclose())
+        """
         await self._client.aclose()
 
     async def __aenter__(self) -> Self:
