@@ -62,7 +62,8 @@ def _public() -> Iterator[tuple[str, Callable[..., Any], bool]]:
 PUBLIC = list(_public())
 PROPERTIES = {"client", "protocol"}
 """Documented as attributes: what they hold is their summary."""
-NO_RAISES = {"close", "aclose", "halves", "level_name", *PROPERTIES}
+NO_RAISES = {"close", "aclose", "halves", "delay", "level_name", *PROPERTIES}
+"""Functions that raise nothing of their own."""
 
 
 def _section(doc: str, title: str) -> str | None:

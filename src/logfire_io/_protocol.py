@@ -411,10 +411,11 @@ def v2_shape_problem(data: object) -> str | None:
 
 @dataclass(frozen=True)
 class Retry:
-    """When and how long to wait before retrying a failed request.
+    """When and how long to wait before retrying a failed request; give one to a client as ``retries=``.
 
     Retried: 429 with ``Retry-After`` (up to ``max_retry_after``), 502/503/504, connection failures, read
-    timeouts and bodies cut short. Never retried: 400, 401, 403, 422, and 429 without ``Retry-After``.
+    timeouts and bodies cut short. Never retried: 400, 401, 403, 422, 429 without ``Retry-After``, bodies refused
+    as invalid or too large, and requests past their deadline.
 
     Parameters
     ----------
@@ -423,9 +424,21 @@ class Retry:
     backoff
         Base of the exponential backoff, in seconds; each wait is drawn uniformly from ``[0, backoff * 2**n]``.
     max_backoff
-        Cap of one backoff wait.
+        Cap of one backoff wait, in seconds.
     max_retry_after
-        The longest ``Retry-After`` honoured; a longer one raises at once.
+        The longest ``Retry-After`` honoured, in seconds; a longer one raises at once.
+
+    Raises
+    ------
+    ConfigurationError
+        A negative or non-numeric value.
+
+    Examples
+    --------
+    >>> from logfire_io import LogfireQueryClient, Retry
+    >>> with LogfireQueryClient(retries=Retry(retries=5, backoff=0.1)) as client:
+    ...     client.query_json_rows("SELECT 1 AS x")["rows"]
+    [{'x': 1}]
     """
 
     retries: int = 3
@@ -434,12 +447,39 @@ class Retry:
     max_retry_after: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.retries < 0:
-            msg = f"`retries` must be >= 0, got {self.retries}"
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            msg = f"`retries` must be an integer >= 0, got {self.retries!r}"
             raise ConfigurationError(msg)
+        for name in ("backoff", "max_backoff", "max_retry_after"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                msg = f"`{name}` must be a number of seconds >= 0, got {value!r}"
+                raise ConfigurationError(msg)
 
     def delay(self, error: LogfireIOError, attempt: int) -> float | None:
-        """Seconds to wait before retry number ``attempt + 1``, or None to give up and raise ``error``."""
+        """Seconds to wait before retry number ``attempt + 1``, or None to give up and raise ``error``.
+
+        Parameters
+        ----------
+        error
+            The error the attempt ended with.
+        attempt
+            How many retries were made before it (0 after the first attempt).
+
+        Returns
+        -------
+        float or None
+            The wait in seconds, or None when ``error`` is final or the retries are used up.
+
+        Examples
+        --------
+        >>> from logfire_io import Retry, TransportError
+        >>> policy = Retry(retries=1, backoff=0.5)
+        >>> 0 <= policy.delay(TransportError("connection reset"), attempt=0) <= 0.5
+        True
+        >>> policy.delay(TransportError("connection reset"), attempt=1) is None
+        True
+        """
         if attempt >= self.retries:
             return None
         if isinstance(error, RateLimitError):
