@@ -112,7 +112,7 @@ def _in_flags(message: str, args: argparse.Namespace) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``logfire-io`` console script."""
     args = _parser().parse_args(argv)
-    token = getattr(args, "read_token", None) or ""
+    token = (getattr(args, "read_token", None) or os.environ.get("LOGFIRE_READ_TOKEN") or "").strip()
     try:
         if args.command == "serve":
             return _serve(args)

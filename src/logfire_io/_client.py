@@ -19,7 +19,7 @@ import orjson
 import pyarrow as pa
 
 from logfire_io._body import BodyLimits, BodyReader, BodyRefused, DeadlineExceeded
-from logfire_io._docs import documented
+from logfire_io._docs import awaited, documented
 from logfire_io._exceptions import ConfigurationError, IncompleteResponseError, LogfireIOError, TransportError
 from logfire_io._ipc import ArrowStreamDecoder, IncompleteStream, InvalidStream
 from logfire_io._protocol import (
@@ -79,17 +79,19 @@ class _BaseQueryClient:
     """Configuration and protocol logic shared by both clients; no I/O."""
 
     _client: httpx.Client | httpx.AsyncClient
+    _client_class: type[httpx.Client] | type[httpx.AsyncClient]
 
     def __init__(
         self,
-        read_token: str | None,
-        base_url: str | None,
-        timeout: httpx.Timeout | float,
+        read_token: str | None = None,
+        base_url: str | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         *,
-        api_version: ApiVersion,
-        retries: int | Retry,
-        max_response_bytes: int,
-        max_compression_ratio: float,
+        api_version: ApiVersion = "auto",
+        retries: int | Retry = 3,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO,
+        **httpx_client_kwargs: Any,
     ) -> None:
         read_token = resolve_read_token(read_token)
         if api_version not in ("auto", "v1", "v2"):
@@ -116,6 +118,7 @@ class _BaseQueryClient:
         self.retry = retries if isinstance(retries, Retry) else Retry(retries=retries)
         self._limits = BodyLimits(max_response_bytes, float(max_compression_ratio), deadline)
         self._version: Literal["v1", "v2"] = "v1" if api_version == "v1" else "v2"
+        self._client = self._client_class(**self._client_kwargs(httpx_client_kwargs))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_version={self.api_version!r})"
@@ -288,9 +291,7 @@ class LogfireQueryClient(_BaseQueryClient):
 
     Raises
     ------
-    ConfigurationError
-        No read token, a token with whitespace or control characters inside, a token for an unknown region
-        without ``base_url``, or an option that cannot work.
+    {client_raises}
 
     Examples
     --------
@@ -302,29 +303,7 @@ class LogfireQueryClient(_BaseQueryClient):
     """
 
     _client: httpx.Client
-
-    def __init__(
-        self,
-        read_token: str | None = None,
-        base_url: str | None = None,
-        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-        *,
-        api_version: ApiVersion = "auto",
-        retries: int | Retry = 3,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO,
-        **httpx_client_kwargs: Any,
-    ) -> None:
-        super().__init__(
-            read_token,
-            base_url,
-            timeout,
-            api_version=api_version,
-            retries=retries,
-            max_response_bytes=max_response_bytes,
-            max_compression_ratio=max_compression_ratio,
-        )
-        self._client = httpx.Client(**self._client_kwargs(httpx_client_kwargs))
+    _client_class = httpx.Client
 
     @property
     def client(self) -> httpx.Client:
@@ -621,9 +600,7 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
 
     Raises
     ------
-    ConfigurationError
-        No read token, a token with whitespace or control characters inside, a token for an unknown region
-        without ``base_url``, or an option that cannot work.
+    {client_raises}
 
     Examples
     --------
@@ -637,29 +614,7 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
     """
 
     _client: httpx.AsyncClient
-
-    def __init__(
-        self,
-        read_token: str | None = None,
-        base_url: str | None = None,
-        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-        *,
-        api_version: ApiVersion = "auto",
-        retries: int | Retry = 3,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO,
-        **httpx_client_kwargs: Any,
-    ) -> None:
-        super().__init__(
-            read_token,
-            base_url,
-            timeout,
-            api_version=api_version,
-            retries=retries,
-            max_response_bytes=max_response_bytes,
-            max_compression_ratio=max_compression_ratio,
-        )
-        self._client = httpx.AsyncClient(**self._client_kwargs(httpx_client_kwargs))
+    _client_class = httpx.AsyncClient
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -706,7 +661,7 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         except _BODY_ERRORS as exc:
             return exc
 
-    @documented
+    @awaited(LogfireQueryClient.query_json)
     async def query_json(
         self,
         sql: str,
@@ -717,23 +672,8 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         timezone: str | None = None,
         environment: str | list[str] | None = None,
     ) -> dict[str, Any]:
-        """The result as column-oriented JSON, the shape of ``GET /v1/query``; awaited.
+        """Awaited :meth:`LogfireQueryClient.query_json`, whose docstring completes this one.
 
-        Parameters
-        ----------
-        {query_parameters}
-
-        Returns
-        -------
-        dict
-            ``{"columns": [{"name", "datatype", "nullable", "values"}]}``: one entry per column, values in row order.
-
-        Raises
-        ------
-        {query_raises}
-
-        Examples
-        --------
         >>> import asyncio
         >>> from logfire_io import AsyncLogfireQueryClient
         >>> async def run():
@@ -747,7 +687,7 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         response, body = await self._drive(self._flow(query, "json", "bytes", rows=False))
         return self._columns_result(response, body)
 
-    @documented
+    @awaited(LogfireQueryClient.query_json_rows)
     async def query_json_rows(
         self,
         sql: str,
@@ -758,23 +698,8 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         timezone: str | None = None,
         environment: str | list[str] | None = None,
     ) -> dict[str, Any]:
-        """The result as row-oriented JSON, the shape of ``GET /v1/query?json_rows=true``; awaited.
+        """Awaited :meth:`LogfireQueryClient.query_json_rows`, whose docstring completes this one.
 
-        Parameters
-        ----------
-        {query_parameters}
-
-        Returns
-        -------
-        dict
-            ``{"columns": [{"name", "datatype", "nullable"}], "rows": [{name: value, ...}, ...]}``.
-
-        Raises
-        ------
-        {query_raises}
-
-        Examples
-        --------
         >>> import asyncio
         >>> from logfire_io import AsyncLogfireQueryClient
         >>> async def run():
@@ -788,7 +713,7 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         response, body = await self._drive(self._flow(query, "json", "bytes"))
         return self._rows_result(response, body)
 
-    @documented
+    @awaited(LogfireQueryClient.query_arrow)
     async def query_arrow(
         self,
         sql: str,
@@ -799,23 +724,8 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         timezone: str | None = None,
         environment: str | list[str] | None = None,
     ) -> pa.Table:
-        """The result as a ``pyarrow.Table``, decoded from the Arrow stream as it arrives; awaited.
+        """Awaited :meth:`LogfireQueryClient.query_arrow`, whose docstring completes this one.
 
-        Parameters
-        ----------
-        {query_parameters}
-
-        Returns
-        -------
-        pyarrow.Table
-            Every row of the answer, with the service's Arrow schema (timestamps in UTC).
-
-        Raises
-        ------
-        {query_raises}
-
-        Examples
-        --------
         >>> import asyncio
         >>> from logfire_io import AsyncLogfireQueryClient
         >>> async def run():
@@ -829,7 +739,7 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         _, table = await self._drive(self._flow(query, "arrow", "arrow"))
         return table  # type: ignore[no-any-return]
 
-    @documented
+    @awaited(LogfireQueryClient.query_csv)
     async def query_csv(
         self,
         sql: str,
@@ -840,23 +750,8 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         timezone: str | None = None,
         environment: str | list[str] | None = None,
     ) -> str:
-        """The result as CSV text, with a header row, as the service writes it; awaited.
+        """Awaited :meth:`LogfireQueryClient.query_csv`, whose docstring completes this one.
 
-        Parameters
-        ----------
-        {query_parameters}
-
-        Returns
-        -------
-        str
-            The CSV text (nested values as JSON).
-
-        Raises
-        ------
-        {query_raises}
-
-        Examples
-        --------
         >>> import asyncio
         >>> from logfire_io import AsyncLogfireQueryClient
         >>> async def run():
@@ -871,7 +766,7 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         response, body = await self._drive(self._flow(query, "csv", "bytes"))
         return self._text(response, body)
 
-    @documented
+    @awaited(LogfireQueryClient.iter_arrow_batches)
     async def iter_arrow_batches(
         self,
         sql: str,
@@ -882,27 +777,8 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         timezone: str | None = None,
         environment: str | list[str] | None = None,
     ) -> AsyncIterator[pa.RecordBatch]:
-        """Stream the result as ``pyarrow.RecordBatch`` es, an async iterator yielding each batch as its bytes arrive.
+        """Awaited :meth:`LogfireQueryClient.iter_arrow_batches`, whose docstring completes this one.
 
-        If the connection breaks before the first batch, the request is retried; after it,
-        :class:`~logfire_io.IncompleteResponseError` is raised rather than a silently short stream. The time spent
-        between batches by the caller does not count against ``timeout``.
-
-        Parameters
-        ----------
-        {query_parameters}
-
-        Yields
-        ------
-        pyarrow.RecordBatch
-            The batches of the answer, in order, each validated in full.
-
-        Raises
-        ------
-        {query_raises}
-
-        Examples
-        --------
         >>> import asyncio
         >>> from logfire_io import AsyncLogfireQueryClient
         >>> async def count():

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-__all__ = ["documented"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["awaited", "documented"]
 
 _T = TypeVar("_T")
 
@@ -43,6 +46,10 @@ max_compression_ratio
     (default 1,000; gzip itself cannot pass about 1,030).
 **httpx_client_kwargs
     Passed to the httpx client (``transport=``, ``limits=``, ``verify=``, ``headers=``...).""",
+    "client_raises": """\
+ConfigurationError
+    No read token, a token with whitespace or control characters inside, a token for an unknown region
+    without ``base_url``, or an option that cannot work.""",
     "query_parameters": """\
 sql
     The query, in Logfire's SQL (PostgreSQL-flavoured DataFusion).
@@ -127,3 +134,20 @@ def documented(obj: _T) -> _T:
 
     obj.__doc__ = _PLACEHOLDER.sub(part, inspect.cleandoc(obj.__doc__ or ""))
     return obj
+
+
+def awaited(sync: Callable[..., object]) -> Callable[[_T], _T]:
+    """Decorator: the docstring of ``sync`` for its asynchronous twin, whose own docstring adds its example.
+
+    The async client's methods take the same parameters and raise the same errors as the sync ones; only how
+    they are called differs, so only the example is written twice.
+    """
+
+    def decorate(obj: _T) -> _T:
+        summary, _, rest = (sync.__doc__ or "").partition("\n")
+        described = rest.split("\nExamples\n--------\n")[0]
+        example = inspect.cleandoc(obj.__doc__ or "").partition("\n\n")[2]
+        obj.__doc__ = f"{summary.rstrip('.')}; awaited.\n{described}\nExamples\n--------\n{example}"
+        return obj
+
+    return decorate
