@@ -7,6 +7,7 @@ import them from :mod:`logfire_io.polars`).
 import polars as _pl
 from logfire_io._client import VERSION as __version__  # noqa: F401 - public, by convention not in __all__
 from logfire_io._client import AsyncLogfireQueryClient, LogfireQueryClient
+from logfire_io._docs import documented
 from logfire_io._exceptions import (
     AuthenticationError,
     ConfigurationError,
@@ -53,6 +54,10 @@ __all__ = [
     "read_logfire_pandas",
     "scan_logfire",
 ]
+
+for _reader in (read_logfire, scan_logfire, read_logfire_pandas, read_logfire_arrow):
+    documented(_reader)  # the shared parameter descriptions, once every reader module is loaded
+del _reader
 
 _pl.read_logfire = read_logfire  # type: ignore[attr-defined]
 _pl.scan_logfire = scan_logfire  # type: ignore[attr-defined]

@@ -3,7 +3,8 @@
 Every public function has a complete docstring of its own (``help()`` shows every parameter, what it returns and
 raises, and an example), but the four readers and the ten client methods share most of their parameters. Their
 docstrings name the shared parts in braces, ``{query_parameters}``, and :func:`documented` fills them in, as
-pandas' ``@doc`` decorator does.
+pandas' ``@doc`` decorator does: as a decorator in the client; for the readers, ``logfire_io/__init__`` applies it
+once every module is loaded, so that the reader modules hold nothing for it but their docstrings.
 """
 
 from __future__ import annotations
@@ -81,6 +82,14 @@ TransportError
     The service could not be reached after the retries, or one request took longer than ``timeout``.
 IncompleteResponseError
     The body kept ending early (an Arrow stream without its end-of-stream marker), after the retries.""",
+    "limit_parameter": """\
+limit
+    At most this many rows. Without it, every row: queries that can be split by time are read in slices past
+    the 10,000-row cap; others raise :class:`~logfire_io.RowCapError` rather than return a short result.""",
+    "json_columns_parameter": """\
+json_columns
+    ``"auto"`` decodes Logfire's JSON text columns (``attributes``, ...) into structs whose fields are the union
+    over every row; None keeps text; a list picks columns; a dict gives explicit polars dtypes.""",
     "reader_parameters": """\
 read_token
     A project read token; defaults to ``$LOGFIRE_READ_TOKEN``. Surrounding whitespace is stripped.
@@ -89,17 +98,11 @@ base_url
 min_timestamp, max_timestamp
     The window ``[min_timestamp, max_timestamp)`` on ``start_timestamp`` (``recorded_timestamp`` for
     metrics). Naive datetimes are UTC. An open side is closed at the data's first/last row.
-limit
-    At most this many rows. Without it, every row: queries that can be split by time are read in slices past
-    the 10,000-row cap; others raise :class:`~logfire_io.RowCapError` rather than return a short result.
 slices
     How to split the window: a number of slices, a slice width, or None to plan from a row histogram. Slices
     that come back full are halved and fetched again.
 max_concurrency
     Requests in flight at once, 1 to 64 (default 4).
-json_columns
-    ``"auto"`` decodes Logfire's JSON text columns (``attributes``, ...) into structs; None keeps text; a list
-    picks columns; a dict gives explicit polars dtypes.
 progress
     Show rows and slices done on stderr; by default only when stderr is a terminal.
 timezone, environment
@@ -123,6 +126,14 @@ QueryHTTPError
 TransportError, IncompleteResponseError
     The service could not be reached, or its answers kept breaking, after the retries.""",
 }
+_PARTS["read_parameters"] = "\n".join(
+    [
+        "sql\n    The query, in Logfire's SQL.",
+        _PARTS["limit_parameter"],
+        _PARTS["json_columns_parameter"],
+        _PARTS["reader_parameters"],
+    ]
+)
 _PLACEHOLDER = re.compile(r"^\{(\w+)\}$", re.MULTILINE)
 
 
