@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import anyio
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -237,3 +238,20 @@ def test_13_scan_of_a_non_string() -> None:
 def test_13_plan_of_non_datetimes() -> None:
     with pytest.raises((LogfireIOError, TypeError)):
         logfire_io.plan_slices(b"", object(), 2)  # type: ignore[arg-type]
+
+
+@pytest.mark.xfail(
+    raises=pa.ArrowTypeError,
+    strict=True,
+    reason="_read.py merge (a module the lead owns) re-sorts split results with pc.sort_indices, which cannot sort "
+    "a list column; raises ArrowTypeError once every row has been fetched",
+)
+def test_13_order_by_a_list_column_after_slicing(small: LocalLogfire) -> None:
+    """Found by the issue: every row was fetched, then the merge's sort failed with a raw ArrowTypeError."""
+    with pytest.raises(LogfireIOError):
+        logfire_io.read_logfire(
+            "SELECT span_id, tags FROM records_all ORDER BY tags",
+            read_token=small.read_token,
+            base_url=small.base_url,
+            slices=3,
+        )

@@ -250,8 +250,10 @@ def _stopping_promptly(on_timeout: Callable[[], None]) -> Iterator[None]:
     timers: list[threading.Timer] = []
 
     def give_up() -> None:
-        on_timeout()
-        os._exit(130)
+        try:
+            on_timeout()
+        finally:
+            os._exit(130)
 
     def interrupt(signum: int, frame: object) -> None:
         if not timers:
