@@ -238,3 +238,11 @@ def test_13_ctrl_c_stops_promptly_and_leaves_no_file(slow_server: LocalLogfire, 
     assert match, err
     assert int(match[1].replace(",", "")) > 0
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("since", ["800000d", "99999999999d"])
+def test_13_since_before_year_one_is_a_usage_error(since: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["query", "SELECT 1", "--since", since])
+    assert exited.value.code == 2
+    assert f"argument --since: {since!r} reaches back before the year 1" in capsys.readouterr().err

@@ -38,7 +38,13 @@ def _duration(text: str) -> timedelta:
     if match is None:
         msg = f"expected a duration like 30m, 12h or 7d, got {text!r}"
         raise argparse.ArgumentTypeError(msg)
-    return timedelta(**{_UNITS[match["unit"]]: float(match["n"])})
+    try:
+        duration = timedelta(**{_UNITS[match["unit"]]: float(match["n"])})
+        datetime.now(UTC) - duration  # the window must start after the year 1
+    except OverflowError:
+        msg = f"{text!r} reaches back before the year 1"
+        raise argparse.ArgumentTypeError(msg) from None
+    return duration
 
 
 def _timestamp(text: str) -> datetime:
