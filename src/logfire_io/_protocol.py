@@ -120,7 +120,22 @@ def resolve_base_url(base_url: str | None, read_token: str) -> str:
     Tokens older than regions (no ``pylf_v1_<region>_`` prefix) belong to the US region, as the official SDK
     assumes; a token naming a region we do not know is an error rather than a guess that would send it elsewhere.
     """
-    if base_url := base_url or os.environ.get("LOGFIRE_BASE_URL"):
+    if base_url is not None and not isinstance(base_url, str):
+        msg = f"`base_url` must be a string, got {type(base_url).__name__}"
+        raise ConfigurationError(msg)
+    if base_url := (base_url or os.environ.get("LOGFIRE_BASE_URL") or "").strip():
+        try:
+            url = httpx.URL(base_url)
+        except httpx.InvalidURL as exc:
+            url, problem = None, str(exc)
+        else:
+            problem = "it is not an http(s) URL with a host"
+        if url is None or url.scheme not in {"http", "https"} or not url.host:
+            msg = (
+                f"`base_url` must be the Logfire API root, like https://logfire-us.pydantic.dev, got {base_url!r}: "
+                f"{problem}"
+            )
+            raise ConfigurationError(msg)
         return base_url
     match = _TOKEN_REGION.match(read_token)
     if match is None:
