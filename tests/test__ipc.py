@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import struct
+
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logfire_io._ipc import ArrowStreamDecoder, IncompleteStream
+from logfire_io._ipc import ArrowStreamDecoder, IncompleteStream, InvalidStream
 from logfire_io.server.synth import synth_records
 
 TABLE = synth_records(3_000, seed=5)
@@ -54,3 +56,52 @@ def test_batches_share_the_message_buffers() -> None:
 def test_not_arrow_is_refused() -> None:
     with pytest.raises(ValueError, match="not an Arrow IPC stream"):
         ArrowStreamDecoder().feed(b"<!doctype html><html>")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    junk=st.binary(min_size=1, max_size=64),
+    cuts=st.lists(st.integers(1, 40_000), max_size=12),
+)
+def test_13_bytes_after_end_of_stream_are_refused_however_chunked(junk: bytes, cuts: list[int]) -> None:
+    body = _stream(TABLE.slice(0, 100), 30) + junk
+    decoder = ArrowStreamDecoder()
+    position = 0
+    with pytest.raises(InvalidStream, match="follow the Arrow end-of-stream marker"):
+        for size in [*cuts, len(body)]:
+            decoder.feed(body[position : position + size])
+            position += size
+
+
+def test_13_batches_are_validated_in_full() -> None:
+    """pyarrow's IPC reader accepts these; reading them unvalidated can crash the interpreter."""
+    sink = pa.BufferOutputStream()
+    table = pa.table({"s": ["abc", "defghijk"]})
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    body = sink.getvalue().to_pybytes()
+    offsets = body.replace(struct.pack("<3i", 0, 3, 11), struct.pack("<3i", 0, 3, 1_000_000))
+    utf8 = body.replace(b"defghijk", b"de\xff\xfeghij")
+    assert offsets != body
+    assert utf8 != body
+    for corrupt, problem in ((offsets, "out of bounds"), (utf8, "Invalid UTF8")):
+        with pytest.raises(InvalidStream, match=f"invalid Arrow data in message 1: .*{problem}"):
+            ArrowStreamDecoder().feed(corrupt)
+
+
+@pytest.mark.parametrize("length", [-8, 2**62])
+def test_13_absurd_body_lengths(length: int) -> None:
+    body = _stream(TABLE.slice(0, 3), 3)
+    schema_end = 8 + struct.unpack_from("<i", body, 4)[0]
+    batch = pa.ipc.read_message(pa.py_buffer(body[schema_end:]))
+    header = body[schema_end : schema_end + 8 + struct.unpack_from("<i", body, schema_end + 4)[0]]
+    patched = header.replace(struct.pack("<q", batch.body.size), struct.pack("<q", length))
+    assert patched != header
+    decoder = ArrowStreamDecoder()
+    if length < 0:
+        with pytest.raises(InvalidStream, match="negative body length"):
+            decoder.feed(body[:schema_end] + patched)
+    else:  # waits for a body that never comes: the stream is incomplete, never a giant allocation
+        assert decoder.feed(body[:schema_end] + patched + b"\x00" * 64) == []
+        with pytest.raises(IncompleteStream):
+            decoder.finish()

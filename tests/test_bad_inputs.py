@@ -61,6 +61,10 @@ CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
     ),
     ("string timestamp", {"min_timestamp": "2026-01-01"}, ConfigurationError, "`min_timestamp` must be a datetime"),
     ("unreachable server", {"base_url": f"http://127.0.0.1:{_free_port()}"}, TransportError, "cannot reach"),
+    ("base URL without a scheme", {"base_url": "localhost:8000"}, ConfigurationError, "must be the Logfire API root"),
+    ("base URL of another scheme", {"base_url": "ftp://x"}, ConfigurationError, "must be the Logfire API root"),
+    ("oversize limit", {"limit": 2**70}, ConfigurationError, "`limit` must be a positive integer"),
+    ("token with a space", {"read_token": "pylf_v1 x"}, ConfigurationError, "has a space, control or non-ASCII"),
 ]
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,6 +19,7 @@ import logfire_io
 import polars as pl
 from logfire_io._cli import main
 from logfire_io.server import LocalLogfire
+from tests.conftest import DEMO_END
 
 SQL = "SELECT start_timestamp, span_id, level, tags, attributes FROM records_all"
 
@@ -125,3 +130,119 @@ def test_demo_runs(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "no row lost or duplicated: 30,000 unique span ids == 30,000 rows" in out
     assert "SQL sent: SELECT" in out
+
+
+def test_13_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"logfire-io {logfire_io.__version__}"
+
+
+def test_13_every_flag_has_help() -> None:
+    from logfire_io._cli import _parser
+
+    parser = _parser()
+    (commands,) = (a for a in parser._actions if a.choices and isinstance(a.choices, dict))
+    missing = [
+        f"{name} {action.option_strings or action.dest}"
+        for name, sub in [("", parser), *commands.choices.items()]  # type: ignore[union-attr]
+        for action in sub._actions
+        if not action.help and action is not commands
+    ]
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("missing/folder/x.parquet", "folder {tmp}/missing/folder does not exist"),
+        ("x.xlsx", "--out must end in .parquet, .csv, .arrow or .ndjson"),
+        ("", "is a folder; name a file in it"),
+    ],
+)
+def test_13_out_is_checked_before_any_request(
+    env: LocalLogfire, tmp_path: Path, capsys: pytest.CaptureFixture[str], out: str, message: str
+) -> None:
+    before = len(env.queries)
+    assert main(["query", SQL, "--out", str(tmp_path / out) if out else str(tmp_path), "--no-progress"]) == 1
+    assert message.format(tmp=tmp_path) in capsys.readouterr().err
+    assert len(env.queries) == before
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["--limit", "0"], "--limit must be a positive integer"),
+        (["--max-concurrency", "0"], "--max-concurrency must be an integer from 1 to 64"),
+        (["--slices", "0"], "--slices must be a positive int"),
+        (["--min-timestamp", "2026-01-02", "--max-timestamp", "2026-01-01"], "--min-timestamp (2026-01-02"),
+    ],
+)
+def test_13_messages_name_flags_not_arguments(
+    env: LocalLogfire, capsys: pytest.CaptureFixture[str], argv: list[str], flag: str
+) -> None:
+    assert main(["query", SQL, *argv, "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert flag in err
+    assert "`" not in err.split("Hint:")[0]  # no Python argument spelling like `limit` or `limit=`
+
+
+def test_13_no_token_names_the_flag(server: LocalLogfire, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["query", SQL, "--base-url", server.base_url]) == 1
+    assert "pass --read-token or set the LOGFIRE_READ_TOKEN" in capsys.readouterr().err
+
+
+def test_13_failed_export_leaves_no_file(env: LocalLogfire, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "records.parquet"
+    env.faults.push("500", after=2)
+    argv = ["query", SQL, "--out", str(out), "--slices", "6", "--max-concurrency", "1", "--progress"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "\nlogfire-io: error: slice [" in err  # the progress line was ended before the message
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its partial twin
+
+
+@pytest.fixture(scope="module")
+def slow_server() -> Iterator[LocalLogfire]:
+    with LocalLogfire(demo_rows=20_000, demo_end=DEMO_END, seed=7, latency_ms=4_000, workers=1) as srv:
+        yield srv
+
+
+def test_13_ctrl_c_stops_promptly_and_leaves_no_file(slow_server: LocalLogfire, tmp_path: Path) -> None:
+    out = tmp_path / "records.parquet"
+    argv = [
+        *("query", SQL, "--out", str(out), "--slices", "8", "--max-concurrency", "2", "--progress"),
+        *("--min-timestamp", (DEMO_END - timedelta(days=2)).isoformat(), "--max-timestamp", DEMO_END.isoformat()),
+        *("--read-token", slow_server.read_token, "--base-url", slow_server.base_url),
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "logfire_io._cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob(".records.parquet.*.partial")) and time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.05)
+        assert list(tmp_path.glob("*.partial")), "the export never started writing"
+        interrupted = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+        stopped = time.monotonic() - interrupted
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 130
+    assert stopped < 2.5, f"took {stopped:.1f} s to stop"
+    match = re.search(r"\nlogfire-io: interrupted after ([\d,]+) rows had been fetched; nothing was written to", err)
+    assert match, err
+    assert int(match[1].replace(",", "")) > 0
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("since", ["800000d", "99999999999d"])
+def test_13_since_before_year_one_is_a_usage_error(since: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["query", "SELECT 1", "--since", since])
+    assert exited.value.code == 2
+    assert f"argument --since: {since!r} reaches back before the year 1" in capsys.readouterr().err

@@ -19,7 +19,6 @@ def test_exported_members() -> None:
         "QueryRequestError",
         "RateLimitError",
         "ReadPlan",
-        "ReadStats",
         "Retry",
         "RowCapError",
         "Slice",
@@ -37,5 +36,6 @@ def test_exported_members() -> None:
     ]
     for name in logfire_io.__all__:
         assert hasattr(logfire_io, name)
+    assert not hasattr(logfire_io, "ReadStats")  # issue 13: nothing public took it; it stays internal
     errors = [getattr(logfire_io, n) for n in logfire_io.__all__ if n.endswith("Error")]
     assert all(issubclass(e, logfire_io.LogfireIOError) for e in errors)

@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import logfire_io
-from logfire_io import ConfigurationError, LogfireQueryClient, ReadStats, RowCapError, SliceError, TooDenseError
+from logfire_io import ConfigurationError, LogfireQueryClient, RowCapError, SliceError, TooDenseError
 from logfire_io._read import ReadRequest, iter_tables
+from logfire_io._slicing import ReadStats
 from logfire_io.server import LocalLogfire
 from tests.helpers import make_records
 from tests.strategies import windows

@@ -5,7 +5,9 @@ import them from :mod:`logfire_io.polars`).
 """
 
 import polars as _pl
+from logfire_io._client import VERSION as __version__  # noqa: F401 - public, by convention not in __all__
 from logfire_io._client import AsyncLogfireQueryClient, LogfireQueryClient
+from logfire_io._docs import documented
 from logfire_io._exceptions import (
     AuthenticationError,
     ConfigurationError,
@@ -24,7 +26,7 @@ from logfire_io._json import JSONDecodeWarning
 from logfire_io._plan import ReadPlan, plan
 from logfire_io._protocol import MAX_LIMIT, Retry
 from logfire_io._read import read_logfire_arrow
-from logfire_io._slicing import ReadStats, Slice, SliceError, TooDenseError, plan_slices
+from logfire_io._slicing import Slice, SliceError, TooDenseError, plan_slices
 from logfire_io.pandas import read_logfire_pandas
 from logfire_io.polars import read_logfire, scan_logfire
 
@@ -43,7 +45,6 @@ __all__ = [
     "QueryRequestError",
     "RateLimitError",
     "ReadPlan",
-    "ReadStats",
     "Retry",
     "RowCapError",
     "Slice",
@@ -59,6 +60,10 @@ __all__ = [
     "read_logfire_pandas",
     "scan_logfire",
 ]
+
+for _reader in (read_logfire, scan_logfire, read_logfire_pandas, read_logfire_arrow):
+    documented(_reader)  # the shared parameter descriptions, once every reader module is loaded
+del _reader
 
 _pl.read_logfire = read_logfire  # type: ignore[attr-defined]
 _pl.scan_logfire = scan_logfire  # type: ignore[attr-defined]

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -13,16 +17,20 @@ from typing import IO, TYPE_CHECKING, Any
 import pyarrow as pa
 
 import polars as pl
-from logfire_io._exceptions import LogfireIOError
+from logfire_io._client import VERSION
+from logfire_io._exceptions import ConfigurationError, LogfireIOError
 from logfire_io._protocol import scrub
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
 __all__ = ["main"]
 
 _DURATION = re.compile(r"^(?P<n>\d+(?:\.\d+)?)(?P<unit>[smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_SUFFIXES = (".parquet", ".csv", ".arrow", ".ndjson")
+_GRACE = 1.5
+"""Seconds an interrupted export may take to stop cleanly before the process exits regardless."""
 
 
 def _duration(text: str) -> timedelta:
@@ -30,7 +38,13 @@ def _duration(text: str) -> timedelta:
     if match is None:
         msg = f"expected a duration like 30m, 12h or 7d, got {text!r}"
         raise argparse.ArgumentTypeError(msg)
-    return timedelta(**{_UNITS[match["unit"]]: float(match["n"])})
+    try:
+        duration = timedelta(**{_UNITS[match["unit"]]: float(match["n"])})
+        datetime.now(UTC) - duration  # the window must start after the year 1
+    except OverflowError:
+        msg = f"{text!r} reaches back before the year 1"
+        raise argparse.ArgumentTypeError(msg) from None
+    return duration
 
 
 def _timestamp(text: str) -> datetime:
@@ -44,12 +58,13 @@ def _timestamp(text: str) -> datetime:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="logfire-io", description="Get Pydantic Logfire data into dataframes.")
+    parser.add_argument("--version", action="version", version=f"logfire-io {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run a local Logfire-compatible query server")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--demo-rows", type=int, default=100_000, help="synthetic records to serve")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on, 0 for any free one (default: 8000)")
+    serve.add_argument("--demo-rows", type=int, default=100_000, help="synthetic records to serve (default: 100,000)")
     serve.add_argument("--records", type=Path, help="Parquet file of records to serve instead")
     serve.add_argument("--metrics", type=Path, help="Parquet file of metrics to serve")
     serve.add_argument("--read-token", help="the token clients must send (default: a random one)")
@@ -57,21 +72,30 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--faults", help="random faults, e.g. '429:0.1,reset:0.05'")
     serve.add_argument("--fault-seed", type=int, help="seed for a reproducible fault schedule")
     serve.add_argument("--bounds", default="[)", choices=["[)", "[]", "(]", "()"], help="time window semantics")
-    serve.add_argument("--deadline", type=float, default=30.0, help="seconds a query may run")
+    serve.add_argument("--deadline", type=float, default=30.0, help="seconds a query may run (default: 30)")
 
     query = commands.add_parser("query", help="run a query and export every row, sliced past the row cap")
-    query.add_argument("sql")
+    query.add_argument("sql", metavar="SQL", help="the query, in Logfire's SQL")
     since = query.add_mutually_exclusive_group()
-    since.add_argument("--since", type=_duration, help="window start relative to now, e.g. 7d")
-    since.add_argument("--min-timestamp", type=_timestamp)
-    query.add_argument("--max-timestamp", type=_timestamp)
-    query.add_argument("--out", type=Path, help="FILE.parquet, .csv, .arrow or .ndjson (default: print a table)")
-    query.add_argument("--slices", type=int)
-    query.add_argument("--max-concurrency", type=int)
-    query.add_argument("--limit", type=int)
+    since.add_argument("--since", type=_duration, help="window start relative to now, e.g. 30m, 12h or 7d")
+    since.add_argument("--min-timestamp", type=_timestamp, help="window start, ISO 8601 (naive means UTC)")
+    query.add_argument("--max-timestamp", type=_timestamp, help="window end (excluded), ISO 8601 (default: open)")
+    query.add_argument(
+        "--out",
+        type=Path,
+        help="FILE.parquet, .csv, .arrow or .ndjson, renamed into place only once complete (default: print a table)",
+    )
+    query.add_argument("--slices", type=int, help="split the window into N slices (default: plan from the data)")
+    query.add_argument("--max-concurrency", type=int, help="requests in flight at once (default: 4)")
+    query.add_argument("--limit", type=int, help="at most N rows (default: every row)")
     query.add_argument("--read-token", help="default: $LOGFIRE_READ_TOKEN")
     query.add_argument("--base-url", help="default: $LOGFIRE_BASE_URL, then the token's region")
-    query.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    query.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show rows and slices done on stderr (default: when stderr is a terminal)",
+    )
     query.add_argument(
         "--dry-run", action="store_true", help="print the requests the export would send, and read no row"
     )
@@ -90,22 +114,35 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     demo = commands.add_parser("demo", help="start a local server with synthetic data and show what logfire-io does")
-    demo.add_argument("--rows", type=int, default=200_000)
+    demo.add_argument("--rows", type=int, default=200_000, help="synthetic records to serve (default: 200,000)")
     return parser
+
+
+def _in_flags(message: str, args: argparse.Namespace) -> str:
+    """``message`` with the Python arguments it names (`limit`, `read_token=`) written as flags (--limit)."""
+    dests = set(vars(args)) - {"command"}
+
+    def flag(match: re.Match[str]) -> str:
+        name = match[1]
+        if name not in dests:
+            return match[0]
+        return "SQL" if name == "sql" else "--" + name.replace("_", "-")
+
+    return re.sub(r"`(\w+)=?`", flag, message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``logfire-io`` console script."""
     args = _parser().parse_args(argv)
-    token = getattr(args, "read_token", None) or ""
+    token = (getattr(args, "read_token", None) or os.environ.get("LOGFIRE_READ_TOKEN") or "").strip()
     try:
         if args.command == "serve":
             return _serve(args)
         if args.command == "query":
             return _query(args)
         return _demo(args)
-    except (LogfireIOError, ValueError, FileNotFoundError, ImportError) as exc:
-        print(f"logfire-io: error: {scrub(str(exc), token)}", file=sys.stderr)
+    except (LogfireIOError, ValueError, OSError, ImportError) as exc:
+        print(f"logfire-io: error: {_in_flags(scrub(str(exc), token), args)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("logfire-io: interrupted", file=sys.stderr)
@@ -141,15 +178,35 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checked_out(path: Path) -> Path:
+    """``--out``, checked before any request: a known suffix, in a folder that exists and can be written."""
+    if path.is_dir():
+        msg = f"--out {path} is a folder; name a file in it, e.g. {path / 'records.parquet'}"
+        raise ConfigurationError(msg)
+    if path.suffix.lower() not in _SUFFIXES:
+        msg = f"--out must end in {', '.join(_SUFFIXES[:-1])} or {_SUFFIXES[-1]}, got {path.name!r}"
+        raise ConfigurationError(msg)
+    folder = path.parent
+    if not folder.is_dir():
+        msg = f"--out {path}: the folder {folder} does not exist\n\nHint: create it first (mkdir -p {folder})."
+        raise ConfigurationError(msg)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        msg = f"--out {path}: the folder {folder} is not writable"
+        raise ConfigurationError(msg)
+    return path
+
+
 class _Sink:
-    """Writes result pieces to a file as they arrive, in order; memory holds one piece."""
+    """Writes result pieces as they arrive, in order, to a temporary file beside ``path``; memory holds one piece.
+
+    Only :meth:`commit` puts the file at ``path`` (an atomic rename), so an export that fails or is interrupted
+    never leaves a plausible but partial file there.
+    """
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        self.path = _checked_out(path)
         self.suffix = path.suffix.lower()
-        if self.suffix not in {".parquet", ".csv", ".arrow", ".ndjson"}:
-            msg = f"--out must end in .parquet, .csv, .arrow or .ndjson, got {path.name!r}"
-            raise ValueError(msg)
+        self.partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         self._writer: Any = None
         self._file: IO[bytes] | None = None
         self.schema: pa.Schema | None = None
@@ -160,11 +217,11 @@ class _Sink:
         if self.schema is None:
             self.schema = table.schema
             if self.suffix == ".parquet":
-                self._writer = pq.ParquetWriter(self.path, self.schema)
+                self._writer = pq.ParquetWriter(self.partial, self.schema)
             elif self.suffix == ".arrow":
-                self._writer = pa.ipc.new_file(str(self.path), self.schema)
+                self._writer = pa.ipc.new_file(str(self.partial), self.schema)
             else:
-                self._file = self.path.open("wb")
+                self._file = self.partial.open("wb")
         table = table.cast(self.schema)
         if self.suffix in {".parquet", ".arrow"}:
             self._writer.write_table(table)  # type: ignore[attr-defined]
@@ -178,11 +235,62 @@ class _Sink:
             first = self._file.tell() == 0
             _csv_ready(frame).write_csv(self._file, include_header=first, datetime_format="%Y-%m-%dT%H:%M:%S%.6fZ")
 
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()  # type: ignore[attr-defined]
-        if self._file is not None:
-            self._file.close()
+    def _close(self) -> None:
+        writer, file, self._writer, self._file = self._writer, self._file, None, None
+        if writer is not None:
+            writer.close()
+        if file is not None:
+            file.close()
+
+    def commit(self) -> None:
+        """Complete the file and move it to ``path``."""
+        if self.schema is None:
+            msg = "the query returned no schema"
+            raise ValueError(msg)
+        self._close()
+        os.replace(self.partial, self.path)
+
+    def discard(self) -> None:
+        """Remove the partial file; safe to call from another thread while the export is stopping."""
+        try:
+            self._close()
+        finally:
+            self.partial.unlink(missing_ok=True)
+
+
+@contextmanager
+def _stopping_promptly(on_timeout: Callable[[], None]) -> Iterator[None]:
+    """Make Ctrl-C stop the program within ``_GRACE`` seconds.
+
+    Ctrl-C raises KeyboardInterrupt as usual, and the export cleans up on its way out. Threads blocked on the
+    network only notice once their request ends, which can take as long as the service does; so if the program
+    has not ended ``_GRACE`` seconds later, ``on_timeout`` runs and the process exits with status 130 at once.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    timers: list[threading.Timer] = []
+
+    def give_up() -> None:
+        try:
+            on_timeout()
+        finally:
+            os._exit(130)
+
+    def interrupt(signum: int, frame: object) -> None:
+        if not timers:
+            timers.append(threading.Timer(_GRACE, give_up))
+            timers[0].daemon = True
+            timers[0].start()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        for timer in timers:
+            timer.cancel()
 
 
 def _csv_ready(frame: pl.DataFrame) -> pl.DataFrame:
@@ -217,26 +325,49 @@ def _query(args: argparse.Namespace) -> int:
         with open_client(None, args.read_token, args.base_url, 1) as client:
             print(build_plan(client, request))
         return 0
+    sink = _Sink(args.out) if args.out is not None else None
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    reported = threading.Lock()
+
+    def report_interrupt(*, forced: bool = False) -> None:
+        if not reported.acquire(blocking=False):
+            return
+        if sink is not None:
+            sink.discard()
+        kept = f"; nothing was written to {sink.path}" if sink is not None else ""
+        line_open = forced and progress  # the progress line was not ended by the read stopping
+        sys.stderr.write(
+            ("\n" if line_open else "")
+            + f"logfire-io: interrupted after {request.stats.rows:,} rows had been fetched{kept}\n"
+        )
+        sys.stderr.flush()
+
     started = time.monotonic()
     written = 0
-    with open_client(None, args.read_token, args.base_url, request.max_concurrency) as client:
-        pieces = iter_tables(client, request, owns_client=True)
-        if args.out is None:
-            frame = pl.from_arrow(concat(list(pieces)), rechunk=False)
-            written = frame.height
-            with pl.Config(tbl_rows=20, tbl_cols=12, fmt_str_lengths=40):
-                print(frame)
-        else:
-            sink = _Sink(args.out)
+    try:
+        with (
+            _stopping_promptly(lambda: report_interrupt(forced=True)),
+            open_client(None, args.read_token, args.base_url, request.max_concurrency) as client,
+        ):
+            pieces = iter_tables(client, request, owns_client=True)
             try:
-                for piece in pieces:
-                    sink.write(piece)
-                    written += piece.num_rows
-                if sink.schema is None:
-                    msg = "the query returned no schema"
-                    raise ValueError(msg)
+                if sink is None:
+                    frame = pl.from_arrow(concat(list(pieces)), rechunk=False)
+                    written = frame.height
+                    with pl.Config(tbl_rows=20, tbl_cols=12, fmt_str_lengths=40):
+                        print(frame)
+                else:
+                    for piece in pieces:
+                        sink.write(piece)
+                        written += piece.num_rows
+                    sink.commit()
             finally:
-                sink.close()
+                pieces.close()  # stop the slices now: their progress line ends before any message
+                if sink is not None:
+                    sink.discard()
+    except KeyboardInterrupt:
+        report_interrupt()
+        return 130
     stats = request.stats
     print(
         f"{written:,} rows in {time.monotonic() - started:.2f} s ({stats.rows:,} fetched), {stats.requests} "
@@ -317,9 +448,11 @@ def _demo(args: argparse.Namespace) -> int:
         print()
 
         print(f"4. Past the 10,000-row cap: every one of the {server.num_records:,} rows, sliced and in parallel")
-        stats = logfire_io.ReadStats()
-        started = time.monotonic()
         from logfire_io._read import ReadRequest, read_arrow
+        from logfire_io._slicing import ReadStats
+
+        stats = ReadStats()
+        started = time.monotonic()
 
         request = ReadRequest("SELECT * FROM records_all", max_concurrency=8, progress=False, stats=stats)
         everything = read_arrow(request, client=None, json_columns=None, **kwargs)  # type: ignore[arg-type]

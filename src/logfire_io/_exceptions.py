@@ -14,7 +14,9 @@ LogfireIOError
 └── RowCapError                a result may have been cut at the service's 10,000-row cap
 ```
 
-Messages never contain the read token.
+Every failure a user can cause or meet is one of these, with a message that says what to do; an argument of the
+wrong type may also raise ``TypeError``, as Python itself does. Messages never contain the read token, in any
+encoding.
 """
 
 from __future__ import annotations

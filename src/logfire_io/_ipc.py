@@ -4,6 +4,11 @@ pyarrow can only pull from a file-like object; an async HTTP body can only be pu
 IPC framing itself (continuation marker, metadata length, and the message's ``bodyLength`` from its flatbuffer
 header) to know when a message is complete, then lets pyarrow decode it. Batch buffers point into the joined
 message bytes: no copy beyond gathering each message's chunks. Sync and async clients share it.
+
+Nothing from the network is trusted: pyarrow's IPC reader checks the framing but not the data, so a batch whose
+string offsets point past its buffers would be handed out and crash the interpreter when read. Every batch is
+therefore validated in full (offsets, lengths, UTF-8) before it leaves the decoder, and any byte after the
+end-of-stream marker is refused, so the answer never depends on how the body was chunked.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import struct
 
 import pyarrow as pa
 
-__all__ = ["ArrowStreamDecoder", "IncompleteStream"]
+__all__ = ["ArrowStreamDecoder", "IncompleteStream", "InvalidStream"]
 
 _CONTINUATION = b"\xff\xff\xff\xff"
 _MAX_METADATA = 1 << 24  # a flatbuffer header this large means the bytes are not Arrow at all
@@ -20,6 +25,13 @@ _MAX_METADATA = 1 << 24  # a flatbuffer header this large means the bytes are no
 
 class IncompleteStream(Exception):
     """Raised by :meth:`ArrowStreamDecoder.finish` when the stream ended before its end-of-stream marker."""
+
+
+class InvalidStream(ValueError):
+    """Raised by :meth:`ArrowStreamDecoder.feed` when the bytes are not a valid Arrow IPC stream.
+
+    Not retried: a server that sent corrupt data once will most likely send it again.
+    """
 
 
 def _body_length(metadata: bytes) -> int:
@@ -33,7 +45,11 @@ def _body_length(metadata: bytes) -> int:
         return struct.unpack_from("<H", metadata, vtable + position)[0] if position < vtable_size else 0
 
     body_at = field_offset(3)
-    return int(struct.unpack_from("<q", metadata, table + body_at)[0]) if body_at else 0
+    length = int(struct.unpack_from("<q", metadata, table + body_at)[0]) if body_at else 0
+    if length < 0:
+        msg = f"an Arrow message declares a negative body length ({length})"
+        raise InvalidStream(msg)
+    return length
 
 
 class ArrowStreamDecoder:
@@ -84,23 +100,30 @@ class ArrowStreamDecoder:
             metadata_length, start = struct.unpack_from("<i", prefix, 0)[0], 4
         if not 0 <= metadata_length < _MAX_METADATA:
             msg = f"not an Arrow IPC stream (it starts with {bytes(prefix)!r})"
-            raise ValueError(msg)
+            raise InvalidStream(msg)
         if metadata_length == 0:
             self._needed = start
             return start
         if self._buffered < start + metadata_length:
             return None
         metadata = self._peek(start + metadata_length)[start:]
-        self._needed = start + metadata_length + _body_length(metadata)
+        try:
+            body_length = _body_length(metadata)
+        except struct.error:
+            msg = "an Arrow message header is malformed (its offsets point outside it)"
+            raise InvalidStream(msg) from None
+        self._needed = start + metadata_length + body_length
         return self._needed
 
     def feed(self, chunk: bytes) -> list[pa.RecordBatch]:
-        """Add bytes; return the record batches they complete."""
-        if self.done:
-            if chunk.strip(b"\x00"):
-                msg = "bytes after the Arrow end-of-stream marker"
-                raise ValueError(msg)
-            return []
+        """Add bytes; return the record batches they complete, each validated in full.
+
+        Raises
+        ------
+        InvalidStream
+            The bytes are not a valid Arrow IPC stream: bad framing, a batch whose offsets, lengths or UTF-8 are
+            invalid, an unsupported message, or bytes after the end-of-stream marker.
+        """
         if chunk:
             self._chunks.append(chunk)
             self._buffered += len(chunk)
@@ -112,16 +135,31 @@ class ArrowStreamDecoder:
             if size <= 8 and raw.rstrip(b"\x00") in (b"", _CONTINUATION):
                 self.done = True
                 break
+            batch = self._decode(raw)
+            if batch is not None:
+                batches.append(batch)
+                self.batches_decoded += 1
+        if self.done and self._buffered:
+            msg = f"{self._buffered:,} bytes follow the Arrow end-of-stream marker"
+            raise InvalidStream(msg)
+        return batches
+
+    def _decode(self, raw: bytes) -> pa.RecordBatch | None:
+        """One complete message: the schema (kept, None returned) or a fully validated record batch."""
+        try:
             message = pa.ipc.read_message(pa.py_buffer(raw))
             if self.schema is None:
                 self.schema = pa.ipc.read_schema(message)
-            elif message.type == "record batch":
-                batches.append(pa.ipc.read_record_batch(message, self.schema))
-                self.batches_decoded += 1
-            else:
+                return None
+            if message.type != "record batch":
                 msg = f"unsupported Arrow IPC message {message.type!r} (dictionary-encoded columns are not supported)"
-                raise ValueError(msg)
-        return batches
+                raise InvalidStream(msg)
+            batch = pa.ipc.read_record_batch(message, self.schema)
+            batch.validate(full=True)
+        except pa.ArrowException as exc:
+            msg = f"invalid Arrow data in message {self.batches_decoded + 1}: {exc}"
+            raise InvalidStream(msg) from None
+        return batch
 
     def finish(self) -> None:
         """Check that the stream ended properly.

@@ -6,6 +6,7 @@ negotiation, mapping error responses to exceptions, and the retry policy.
 
 from __future__ import annotations
 
+import base64
 import os
 import random
 import re
@@ -13,11 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
+from urllib.parse import quote, quote_plus
 
 import httpx
 import numpy as np
 import orjson
 
+from logfire_io._body import ACCEPT_ENCODING
 from logfire_io._exceptions import (
     AuthenticationError,
     ConfigurationError,
@@ -33,6 +36,8 @@ from logfire_io._exceptions import (
 
 __all__ = [
     "ARROW_MEDIA_TYPE",
+    "DEFAULT_MAX_COMPRESSION_RATIO",
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_TIMEOUT",
     "EARLIEST",
     "MAX_LIMIT",
@@ -43,17 +48,27 @@ __all__ = [
     "checked_window",
     "clamped",
     "error_from_response",
+    "invalid_body",
     "isoformat",
     "resolve_base_url",
     "resolve_read_token",
     "rows_result_from_v2",
     "rows_to_columns",
     "scrub",
+    "split_timeout",
+    "v2_shape_problem",
 ]
 
 MAX_LIMIT = 10_000
 """The most rows the Query API returns for one request."""
-DEFAULT_TIMEOUT = httpx.Timeout(30.0)
+DEFAULT_TIMEOUT = 300.0
+"""Seconds one request may take in all, from sending it to the last byte of its body."""
+_PHASE_TIMEOUT = 30.0
+"""The longest single network wait (connecting, or between two chunks) within a numeric timeout."""
+DEFAULT_MAX_RESPONSE_BYTES = 1 << 30
+"""Decompressed bytes one response may hold: a full 10,000-row answer is rarely above 100 MB."""
+DEFAULT_MAX_COMPRESSION_RATIO = 1_000.0
+"""Past this many decompressed bytes per compressed byte (above 64 MiB), a body is taken for a bomb."""
 ARROW_MEDIA_TYPE = "application/vnd.apache.arrow.stream"
 EARLIEST = datetime(2020, 1, 1, tzinfo=UTC)
 """Sent as ``min_timestamp`` when none is given: ``POST /v2/query`` requires one, and this is the default the
@@ -72,13 +87,30 @@ _REGION_URLS = {
 }
 
 
-def resolve_read_token(read_token: str | None) -> str:
-    """The explicit token, else ``$LOGFIRE_READ_TOKEN``."""
-    token = read_token or os.environ.get("LOGFIRE_READ_TOKEN")
+def resolve_read_token(read_token: object) -> str:
+    """The explicit token, else ``$LOGFIRE_READ_TOKEN``, stripped of surrounding whitespace and checked.
+
+    A token read from a file usually ends in a newline: that is stripped. Whitespace, control or non-ASCII
+    characters inside it cannot be sent in a header (httpx would fail with the token quoted in its message), so
+    they are refused here, before any request, without showing the token.
+    """
+    if read_token is not None and not isinstance(read_token, str):
+        msg = f"`read_token` must be a string, got {type(read_token).__name__}"
+        raise ConfigurationError(msg)
+    source = "`read_token`" if read_token else "LOGFIRE_READ_TOKEN"
+    token = (read_token or os.environ.get("LOGFIRE_READ_TOKEN") or "").strip()
     if not token:
         msg = (
             "no Logfire read token: pass `read_token=` or set the LOGFIRE_READ_TOKEN environment variable"
             "\n\nHint: create one under your project's Settings > Read tokens."
+        )
+        raise ConfigurationError(msg)
+    bad = next((i for i, char in enumerate(token) if not "!" <= char <= "~"), None)
+    if bad is not None:
+        msg = (
+            f"{source} has a space, control or non-ASCII character inside it (character {bad + 1} of "
+            f"{len(token)}), so it cannot be a read token\n\nHint: copy the token again from the project's "
+            "Settings > Read tokens."
         )
         raise ConfigurationError(msg)
     return token
@@ -90,7 +122,22 @@ def resolve_base_url(base_url: str | None, read_token: str) -> str:
     Tokens older than regions (no ``pylf_v1_<region>_`` prefix) belong to the US region, as the official SDK
     assumes; a token naming a region we do not know is an error rather than a guess that would send it elsewhere.
     """
-    if base_url := base_url or os.environ.get("LOGFIRE_BASE_URL"):
+    if base_url is not None and not isinstance(base_url, str):
+        msg = f"`base_url` must be a string, got {type(base_url).__name__}"
+        raise ConfigurationError(msg)
+    if base_url := (base_url or os.environ.get("LOGFIRE_BASE_URL") or "").strip():
+        try:
+            url = httpx.URL(base_url)
+        except httpx.InvalidURL as exc:
+            url, problem = None, str(exc)
+        else:
+            problem = "it is not an http(s) URL with a host"
+        if url is None or url.scheme not in {"http", "https"} or not url.host:
+            msg = (
+                f"`base_url` must be the Logfire API root, like https://logfire-us.pydantic.dev, got {base_url!r}: "
+                f"{problem}"
+            )
+            raise ConfigurationError(msg)
         return base_url
     match = _TOKEN_REGION.match(read_token)
     if match is None:
@@ -105,12 +152,45 @@ def resolve_base_url(base_url: str | None, read_token: str) -> str:
     return _REGION_URLS[region]
 
 
+def _encodings(secret: str) -> list[str]:
+    """The forms ``secret`` can take in text: as is, escaped (bytes repr, JSON), URL-encoded and base64.
+
+    For base64 the part that does not depend on the surrounding bytes is taken, at each of the three alignments.
+    """
+    raw = secret.encode()
+    forms = {secret, repr(raw)[2:-1], orjson.dumps(secret).decode()[1:-1], quote(secret, safe=""), quote_plus(secret)}
+    for offset in range(3):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            encoded = encode(b"\0" * offset + raw).decode()
+            forms.add(encoded[4 if offset else 0 : -4])
+    return sorted((f for f in forms if len(f) >= 6), key=len, reverse=True)
+
+
 def scrub(text: str, secret: str) -> str:
-    """``text`` with every occurrence of ``secret`` replaced, for messages and logs.
+    """``text`` with ``secret`` replaced in every form it can take there, for messages and logs.
 
     Strings shorter than 6 characters are not secrets worth mangling every message for (real tokens are ~50).
     """
-    return text.replace(secret, "<read token>") if len(secret) >= 6 else text
+    if len(secret) < 6:
+        return text
+    for form in _encodings(secret):
+        text = text.replace(form, "<read token>")
+    return text
+
+
+def split_timeout(timeout: object) -> tuple[httpx.Timeout, float]:
+    """The per-phase httpx timeouts and the overall deadline per request, from the clients' ``timeout=``.
+
+    A number is the deadline, in seconds, for everything one request does; single network waits are also
+    limited to 30 s of it, so a stalled connection is noticed (and retried) early. An ``httpx.Timeout`` sets
+    the phases as in httpx, and the deadline stays at the default.
+    """
+    if isinstance(timeout, httpx.Timeout):
+        return timeout, DEFAULT_TIMEOUT
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < float("inf"):
+        msg = f"`timeout` must be a positive number of seconds or an httpx.Timeout, got {timeout!r}"
+        raise ConfigurationError(msg)
+    return httpx.Timeout(min(float(timeout), _PHASE_TIMEOUT)), float(timeout)
 
 
 def isoformat(value: datetime) -> str:
@@ -140,6 +220,16 @@ class Query:
             isinstance(self.limit, bool) or not isinstance(self.limit, int) or not 1 <= self.limit <= MAX_LIMIT
         ):
             msg = f"`limit` must be an integer from 1 to {MAX_LIMIT:,} (the Query API's cap), got {self.limit!r}"
+            raise ConfigurationError(msg)
+        if self.timezone is not None and not isinstance(self.timezone, str):
+            msg = f"`timezone` must be an IANA zone name like 'Europe/Paris', got {self.timezone!r}"
+            raise ConfigurationError(msg)
+        environment = self.environment
+        if environment is not None and not (
+            isinstance(environment, str)
+            or (isinstance(environment, list | tuple) and all(isinstance(e, str) for e in environment))
+        ):
+            msg = f"`environment` must be a name or a list of names, got {environment!r}"
             raise ConfigurationError(msg)
         low, high = checked_window(self.min_timestamp, self.max_timestamp)
         object.__setattr__(self, "min_timestamp", low)
@@ -267,7 +357,7 @@ def build_request(
     client: httpx.Client | httpx.AsyncClient, query: Query, fmt: Format, version: Literal["v1", "v2"], *, rows: bool
 ) -> httpx.Request:
     """The request for ``query`` in ``fmt`` over protocol ``version``; ``rows`` picks row-oriented v1 JSON."""
-    headers = {"accept": accept_header(fmt, version)}
+    headers = {"accept": accept_header(fmt, version), "accept-encoding": ACCEPT_ENCODING}
     if version == "v2":
         return client.build_request(
             "POST",
@@ -293,21 +383,33 @@ def _retry_after(response: httpx.Response, problem: dict[str, Any] | None) -> fl
     return float(value) if isinstance(value, int | float) and value >= 0 else None
 
 
-def _detail(response: httpx.Response) -> tuple[Any, dict[str, Any] | None]:
+def _detail(response: httpx.Response, body: bytes) -> tuple[Any, dict[str, Any] | None]:
     """The error's detail (the legacy ``detail`` when present) and the problem-details object, if any."""
     media = response.headers.get("content-type", "text/plain").split(";")[0].strip().lower()
+    text = body[:2000].decode(response.charset_encoding or "utf-8", "replace")[:500]
     if media in {"application/json", "application/problem+json"}:
         try:
-            body = orjson.loads(response.content)
+            data = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return response.text[:500], None
-        if isinstance(body, dict):
-            problem = body if media == "application/problem+json" else None
-            legacy = body.get("error_details", body)
+            return text, None
+        if isinstance(data, dict):
+            problem = data if media == "application/problem+json" else None
+            legacy = data.get("error_details", data)
             detail = legacy.get("detail", legacy) if isinstance(legacy, dict) else legacy
             return detail, problem
-        return body, None
-    return response.text[:500], None
+        return data, None
+    return text, None
+
+
+def _scrubbed(value: Any, read_token: str) -> Any:
+    """``value`` (an error's detail, parsed JSON) with the token scrubbed from every string in it."""
+    if isinstance(value, str):
+        return scrub(value, read_token)
+    if isinstance(value, list):
+        return [_scrubbed(v, read_token) for v in value]
+    if isinstance(value, dict):
+        return {scrub(str(k), read_token): _scrubbed(v, read_token) for k, v in value.items()}
+    return value
 
 
 _STATUS_HINTS = {
@@ -319,11 +421,12 @@ _STATUS_HINTS = {
 }
 
 
-def error_from_response(response: httpx.Response, read_token: str) -> QueryHTTPError:
-    """The exception for an error response whose body has been read."""
+def error_from_response(response: httpx.Response, body: bytes, read_token: str) -> QueryHTTPError:
+    """The exception for an error response with ``body``; the token is scrubbed from its message and detail."""
     status = response.status_code
-    detail, problem = _detail(response)
-    detail_text = scrub(detail if isinstance(detail, str) else orjson.dumps(detail).decode(), read_token)
+    detail, problem = _detail(response, body)
+    detail = _scrubbed(detail, read_token)
+    detail_text = detail if isinstance(detail, str) else orjson.dumps(detail, default=str).decode()
     what, hint = _STATUS_HINTS.get(status, ("unexpected response", "the service may be down, or `base_url` wrong"))
     message = f"{what} (HTTP {status}): {detail_text}\n\nHint: {hint}."
     fields = {"status_code": status, "detail": detail, "request": response.request, "response": response}
@@ -355,12 +458,42 @@ def unexpected_body(response: httpx.Response, expected: str, body: bytes, read_t
     return UnexpectedResponseError(message, status_code=200, detail=start, request=response.request, response=response)
 
 
+def invalid_body(response: httpx.Response, problem: str, read_token: str) -> UnexpectedResponseError:
+    """The error for a 200 body that was refused while being read: invalid data, too large, a bomb."""
+    request = response.request
+    detail = scrub(problem, read_token)
+    message = f"the response to {request.method} {request.url.copy_with(query=None)} was refused: {detail}" + (
+        ""
+        if "\n\nHint:" in detail
+        else "\n\nHint: the service (or a proxy in between) sent a broken body; "
+        "retrying will not help. Please report it with the query that produced it."
+    )
+    return UnexpectedResponseError(
+        message, status_code=response.status_code, detail=detail, request=request, response=response
+    )
+
+
+def v2_shape_problem(data: object) -> str | None:
+    """What is wrong with a ``POST /v2/query`` JSON body, or None when it has the documented shape."""
+    if not isinstance(data, dict) or "schema" not in data or "data" not in data:
+        return 'it is not an object with "schema" and "data"'
+    schema, rows = data["schema"], data["data"]
+    if not isinstance(schema, dict) or not isinstance(schema.get("fields"), list):
+        return f'its "schema" is not an object with a "fields" list (got {type(schema).__name__})'
+    if not all(isinstance(f, dict) and isinstance(f.get("name"), str) for f in schema["fields"]):
+        return 'a "schema" field is not an object with a "name"'
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        return 'its "data" is not a list of row objects'
+    return None
+
+
 @dataclass(frozen=True)
 class Retry:
-    """When and how long to wait before retrying a failed request.
+    """When and how long to wait before retrying a failed request; give one to a client as ``retries=``.
 
     Retried: 429 with ``Retry-After`` (up to ``max_retry_after``), 502/503/504, connection failures, read
-    timeouts and bodies cut short. Never retried: 400, 401, 403, 422, and 429 without ``Retry-After``.
+    timeouts and bodies cut short. Never retried: 400, 401, 403, 422, 429 without ``Retry-After``, bodies refused
+    as invalid or too large, and requests past their deadline.
 
     Parameters
     ----------
@@ -369,9 +502,21 @@ class Retry:
     backoff
         Base of the exponential backoff, in seconds; each wait is drawn uniformly from ``[0, backoff * 2**n]``.
     max_backoff
-        Cap of one backoff wait.
+        Cap of one backoff wait, in seconds.
     max_retry_after
-        The longest ``Retry-After`` honoured; a longer one raises at once.
+        The longest ``Retry-After`` honoured, in seconds; a longer one raises at once.
+
+    Raises
+    ------
+    ConfigurationError
+        A negative or non-numeric value.
+
+    Examples
+    --------
+    >>> from logfire_io import LogfireQueryClient, Retry
+    >>> with LogfireQueryClient(retries=Retry(retries=5, backoff=0.1)) as client:
+    ...     client.query_json_rows("SELECT 1 AS x")["rows"]
+    [{'x': 1}]
     """
 
     retries: int = 3
@@ -380,12 +525,39 @@ class Retry:
     max_retry_after: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.retries < 0:
-            msg = f"`retries` must be >= 0, got {self.retries}"
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            msg = f"`retries` must be an integer >= 0, got {self.retries!r}"
             raise ConfigurationError(msg)
+        for name in ("backoff", "max_backoff", "max_retry_after"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                msg = f"`{name}` must be a number of seconds >= 0, got {value!r}"
+                raise ConfigurationError(msg)
 
     def delay(self, error: LogfireIOError, attempt: int) -> float | None:
-        """Seconds to wait before retry number ``attempt + 1``, or None to give up and raise ``error``."""
+        """Seconds to wait before retry number ``attempt + 1``, or None to give up and raise ``error``.
+
+        Parameters
+        ----------
+        error
+            The error the attempt ended with.
+        attempt
+            How many retries were made before it (0 after the first attempt).
+
+        Returns
+        -------
+        float or None
+            The wait in seconds, or None when ``error`` is final or the retries are used up.
+
+        Examples
+        --------
+        >>> from logfire_io import Retry, TransportError
+        >>> policy = Retry(retries=1, backoff=0.5)
+        >>> 0 <= policy.delay(TransportError("connection reset"), attempt=0) <= 0.5
+        True
+        >>> policy.delay(TransportError("connection reset"), attempt=1) is None
+        True
+        """
         if attempt >= self.retries:
             return None
         if isinstance(error, RateLimitError):

@@ -59,7 +59,8 @@ __all__ = [
 DEFAULT_MAX_CONCURRENCY = 4
 """Requests in flight at once by default: several times faster than one, gentle on a rate-limited service."""
 _ONE_US = timedelta(microseconds=1)
-_MAX_REQUESTED_LIMIT = 2**63 - 1
+_MAX_ROWS = 10**12
+"""The largest ``limit`` a reader takes: far past any result, and within Arrow's 64-bit lengths."""
 
 
 @dataclass(frozen=True)
@@ -96,9 +97,9 @@ class ReadRequest:
         if self.limit is not None and (
             isinstance(self.limit, bool)
             or not isinstance(self.limit, numbers.Integral)
-            or not 1 <= self.limit <= _MAX_REQUESTED_LIMIT
+            or not 1 <= self.limit <= _MAX_ROWS
         ):
-            msg = f"`limit` must be a positive integer (at most 2**63 - 1) or None, got {self.limit!r}"
+            msg = f"`limit` must be a positive integer up to {_MAX_ROWS:,}, or None for every row, got {self.limit!r}"
             raise ConfigurationError(msg)
         object.__setattr__(self, "limit", None if self.limit is None else int(self.limit))
         if (
@@ -444,44 +445,28 @@ def read_logfire_arrow(
     environment: str | list[str] | None = None,
     client: LogfireQueryClient | None = None,
 ) -> pa.Table:
-    """Read a Logfire query into a ``pyarrow.Table``, every row of the window, JSON columns decoded.
+    """Read a Logfire query into a ``pyarrow.Table``: every row of the window, JSON columns decoded.
 
     Parameters
     ----------
-    sql
-        The query, in Logfire's SQL.
-    read_token
-        A project read token; defaults to ``$LOGFIRE_READ_TOKEN``.
-    base_url
-        The Query API root; defaults to ``$LOGFIRE_BASE_URL``, then the token's region.
-    min_timestamp, max_timestamp
-        The window ``[min_timestamp, max_timestamp)`` on ``start_timestamp`` (``recorded_timestamp`` for
-        metrics). Naive datetimes are UTC. An open side is closed at the data's first/last row.
-    limit
-        At most this many rows. Without it, every row: queries that can be split by time are read in slices
-        past the 10,000-row cap; others raise :class:`~logfire_io.RowCapError` rather than return a short result.
-    slices
-        How to split the window: a number of slices, a slice width, or None to plan from a row histogram.
-        Slices that come back full are halved and fetched again.
-    max_concurrency
-        Requests in flight at once (default 4).
-    json_columns
-        ``"auto"`` decodes Logfire's JSON text columns into structs (see :mod:`logfire_io._json` for the exact
-        rules); None keeps text; a list picks columns; a dict gives explicit polars dtypes.
-    progress
-        Show rows and slices done on stderr; by default only when stderr is a terminal.
-    timezone, environment
-        Passed to the Query API (v2): the zone the query runs in, and ``deployment_environment`` values to keep.
-    client
-        A :class:`~logfire_io.LogfireQueryClient` to use instead of making one (then ``read_token`` and
-        ``base_url`` are ignored).
+    {read_parameters}
+
+    Returns
+    -------
+    pyarrow.Table
+        The result; slices are concatenated without copying, and re-sorted when the query has an ORDER BY.
+
+    Raises
+    ------
+    {reader_raises}
 
     Examples
     --------
-    >>> import logfire_io
-    >>> table = logfire_io.read_logfire_arrow(  # doctest: +SKIP
-    ...     "SELECT start_timestamp, span_name, attributes FROM records", min_timestamp=since
-    ... )
+    >>> from logfire_io import read_logfire_arrow
+    >>> table = read_logfire_arrow("SELECT span_id FROM records_all")  # more than 10,000 rows: read in slices
+    >>> count = read_logfire_arrow("SELECT count(*) AS n FROM records_all").column("n")[0].as_py()
+    >>> table.num_rows == count > 10_000
+    True
     """
     request = ReadRequest(
         sql,

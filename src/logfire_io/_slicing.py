@@ -27,7 +27,7 @@ from typing import IO
 import pyarrow as pa
 
 from logfire_io._exceptions import ConfigurationError, LogfireIOError
-from logfire_io._protocol import MAX_LIMIT, as_utc
+from logfire_io._protocol import MAX_LIMIT, checked_window
 
 __all__ = ["ReadStats", "Slice", "SliceError", "TooDenseError", "checked_slices", "pack_histogram", "plan_slices"]
 
@@ -49,13 +49,42 @@ class TooDenseError(LogfireIOError):
 
 @dataclass(frozen=True, order=True)
 class Slice:
-    """The half-open time window ``[low, high)``."""
+    """The half-open time window ``[low, high)``: one slice of a read, one request.
+
+    Parameters
+    ----------
+    low
+        The first instant in the slice (timezone-aware).
+    high
+        The first instant after it.
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime
+    >>> from logfire_io import Slice
+    >>> print(Slice(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)))
+    [2026-01-01T00:00:00+00:00, 2026-01-02T00:00:00+00:00)
+    """
 
     low: datetime
     high: datetime
 
     def halves(self) -> tuple[Slice, Slice] | None:
-        """The two halves, or None if the slice is one microsecond wide."""
+        """The two halves, split at the middle microsecond: how a slice that came back full is fetched again.
+
+        Returns
+        -------
+        tuple of Slice, or None
+            ``([low, middle), [middle, high))``, or None if the slice is one microsecond wide.
+
+        Examples
+        --------
+        >>> from datetime import UTC, datetime
+        >>> from logfire_io import Slice
+        >>> first, second = Slice(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)).halves()
+        >>> print(first.high == second.low, first.high)
+        True 2026-01-01 12:00:00+00:00
+        """
         width = self.high - self.low
         if width <= _ONE_US:
             return None
@@ -82,11 +111,43 @@ def checked_slices(slices: object) -> int | timedelta | None:
 
 
 def plan_slices(low: datetime, high: datetime, slices: int | timedelta) -> list[Slice]:
-    """Split ``[low, high)`` into ``slices`` equal slices, or slices of width ``slices``; pure, no I/O.
+    """Split ``[low, high)`` into equal slices, as the readers' ``slices=`` does; pure, no I/O.
 
-    Naive datetimes are UTC. Boundaries fall on whole microseconds; the slices cover the window exactly.
+    Boundaries fall on whole microseconds; the slices cover the window exactly, without overlap.
+
+    Parameters
+    ----------
+    low, high
+        The window; naive datetimes are UTC.
+    slices
+        A number of slices (at most one per microsecond), or the widest a slice may be (the window is then
+        split into as few equal slices as that allows).
+
+    Returns
+    -------
+    list of Slice
+        The slices in time order.
+
+    Raises
+    ------
+    ConfigurationError
+        An empty window, a count or width that is not positive, or more than 100,000 slices.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timedelta
+    >>> from logfire_io import plan_slices
+    >>> for piece in plan_slices(datetime(2026, 1, 1), datetime(2026, 1, 1, 12), timedelta(hours=5)):
+    ...     print(piece)
+    [2026-01-01T00:00:00+00:00, 2026-01-01T04:00:00+00:00)
+    [2026-01-01T04:00:00+00:00, 2026-01-01T08:00:00+00:00)
+    [2026-01-01T08:00:00+00:00, 2026-01-01T12:00:00+00:00)
     """
-    low, high = as_utc(low), as_utc(high)
+    checked_low, checked_high = checked_window(low, high)
+    if checked_low is None or checked_high is None:
+        msg = "`plan_slices` needs both ends of the window, got None"
+        raise ConfigurationError(msg)
+    low, high = checked_low, checked_high
     if low >= high:
         msg = f"the window is empty: `min_timestamp` {low.isoformat()} is not before `max_timestamp` {high.isoformat()}"
         raise ConfigurationError(msg)

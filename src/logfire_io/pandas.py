@@ -53,6 +53,7 @@ def read_logfire_pandas(
 
     Parameters
     ----------
+    {read_parameters}
     dtype_backend
         None: NumPy dtypes, structs and lists as Python objects; integer columns with NULLs as pandas' nullable
         ``Int64`` (and its kin) rather than floats. ``"numpy_nullable"``: pandas' nullable
@@ -60,7 +61,23 @@ def read_logfire_pandas(
         as Arrow structs (the fastest for JSON columns). With every backend, whole numbers stay integers, also
         inside decoded JSON (``404``, never ``404.0``; None where a value is missing).
 
-    Other parameters: see :func:`logfire_io.read_logfire_arrow`.
+    Returns
+    -------
+    pandas.DataFrame
+        The result, converted from Arrow at the edge.
+
+    Raises
+    ------
+    {reader_raises}
+    ImportError
+        pandas is not installed (``pip install 'logfire-io[pandas]'``).
+
+    Examples
+    --------
+    >>> from logfire_io import read_logfire_pandas
+    >>> frame = read_logfire_pandas("SELECT start_timestamp, span_name FROM records", limit=3)
+    >>> frame.shape, str(frame["start_timestamp"].dtype)
+    ((3, 2), 'datetime64[us, UTC]')
     """
     if dtype_backend not in (None, "numpy_nullable", "pyarrow"):
         msg = f"`dtype_backend` must be None, 'numpy_nullable' or 'pyarrow', got {dtype_backend!r}"

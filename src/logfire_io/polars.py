@@ -49,17 +49,31 @@ def read_logfire(
 ) -> pl.DataFrame:
     """Read a Logfire query into a polars DataFrame: every row of the window, JSON columns as structs.
 
-    Parameters: see :func:`logfire_io.read_logfire_arrow`. The Arrow result is handed to polars without a
-    rechunk, so numeric and timestamp buffers are shared, not copied.
+    The Arrow result is handed to polars without a rechunk, so numeric and timestamp buffers are shared, not
+    copied. Importing :mod:`logfire_io` also makes this ``pl.read_logfire``.
+
+    Parameters
+    ----------
+    {read_parameters}
+
+    Returns
+    -------
+    polars.DataFrame
+        The result; with ``json_columns="auto"`` a JSON column is a struct whose dotted keys stay field names.
+
+    Raises
+    ------
+    {reader_raises}
 
     Examples
     --------
-    >>> import polars as pl, logfire_io
-    >>> df = pl.read_logfire(  # doctest: +SKIP
-    ...     "SELECT start_timestamp, span_name, attributes FROM records WHERE level >= 'warn'",
-    ...     min_timestamp=datetime.now(UTC) - timedelta(days=1),
-    ... )
-    >>> df.select(pl.col("attributes").struct.field("http.route"))  # doctest: +SKIP
+    >>> import polars as pl
+    >>> import logfire_io  # sets pl.read_logfire
+    >>> df = pl.read_logfire("SELECT span_name, attributes FROM records WHERE attributes ? 'http.route'", limit=5)
+    >>> df.height, df.schema["attributes"].__class__.__name__
+    (5, 'Struct')
+    >>> df.select(pl.col("attributes").struct.field("http.route")).null_count().item()
+    0
     """
     table = read_logfire_arrow(
         sql,
@@ -104,7 +118,9 @@ def scan_logfire(
     become SQL (bounds on the time column also narrow ``min_timestamp``/``max_timestamp``), and ``head(n)``
     becomes a limit that stops reading early. Every batch is still filtered with the full predicate locally,
     so a filter that cannot be translated is never dropped. Reads past the row cap are sliced as in
-    :func:`read_logfire`.
+    :func:`read_logfire`. Importing :mod:`logfire_io` also makes this ``pl.scan_logfire``.
+
+    .. warning:: Built on polars' IO plugin API, which polars marks **unstable**.
 
     Parameters
     ----------
@@ -112,17 +128,26 @@ def scan_logfire(
         A table name, or a SQL query (its schema is probed with one zero-row request when first needed).
     json_columns
         JSON text columns to decode, with their polars dtypes. The lazy schema must be known before reading,
-        so inferring struct types (``read_logfire``'s ``"auto"``) is not available here; decode later with
-        ``df.logfire.decode_json()``, or use :func:`read_logfire`.
+        so JSON columns such as ``attributes`` stay text unless given here; decode them after collecting with
+        ``df.logfire.decode_json()``, or use :func:`read_logfire`, which infers the structs.
+    {reader_parameters}
 
-    Other parameters: see :func:`logfire_io.read_logfire_arrow`.
+    Returns
+    -------
+    polars.LazyFrame
+        A lazy frame; nothing is requested before it is collected (but the probe of a query's schema).
 
-    .. warning:: Built on polars' IO plugin API, which polars marks **unstable**.
+    Raises
+    ------
+    {reader_raises}
 
     Examples
     --------
-    >>> lf = pl.scan_logfire("records", min_timestamp=since)  # doctest: +SKIP
-    >>> lf.filter(pl.col("level") >= 17).select("span_name", "message").head(20).collect()  # doctest: +SKIP
+    >>> import polars as pl
+    >>> from logfire_io.polars import scan_logfire
+    >>> errors = scan_logfire("records").filter(pl.col("level") >= 17).select("span_name", "level").head(3)
+    >>> errors.collect().height
+    3
     """
     if isinstance(json_columns, str) or (json_columns is not None and not isinstance(json_columns, Mapping)):
         msg = (
@@ -232,7 +257,20 @@ class LogfireExprNamespace:
         self._expr = expr
 
     def level_name(self) -> pl.Expr:
-        """Level numbers to Logfire's names (9 -> ``"info"``, 17 -> ``"error"``), like SQL ``level_name``."""
+        """Level numbers to Logfire's names (9 -> ``"info"``, 17 -> ``"error"``), like SQL ``level_name``.
+
+        Returns
+        -------
+        polars.Expr
+            A string expression; numbers that are no level's become null.
+
+        Examples
+        --------
+        >>> import polars as pl
+        >>> import logfire_io  # registers the namespace
+        >>> pl.DataFrame({"level": [9, 17]}).select(pl.col("level").logfire.level_name()).to_series().to_list()
+        ['info', 'error']
+        """
         return self._expr.replace_strict(LEVEL_NAMES, default=None, return_dtype=pl.String)
 
 
@@ -246,7 +284,28 @@ class LogfireFrameNamespace:
     def decode_json(self, *columns: str) -> pl.DataFrame:
         """Decode JSON text columns into structs with the exact rules of ``json_columns="auto"``.
 
-        Without names, Logfire's JSON columns present in the frame are decoded.
+        Parameters
+        ----------
+        *columns
+            The columns to decode; without names, Logfire's JSON columns present in the frame.
+
+        Returns
+        -------
+        polars.DataFrame
+            The frame with those columns as structs (fields: the union of the keys over every row).
+
+        Raises
+        ------
+        ConfigurationError
+            A named column is missing or is not text.
+
+        Examples
+        --------
+        >>> import polars as pl
+        >>> import logfire_io  # registers the namespace
+        >>> frame = pl.DataFrame({"attributes": ['{"http.route": "/users", "status": 200}', '{"status": 404}']})
+        >>> frame.logfire.decode_json()["attributes"].struct.field("status").to_list()
+        [200, 404]
         """
         table = self._frame.to_arrow()
         decoded = decode_json_columns(table, list(columns) if columns else "auto")
