@@ -16,6 +16,8 @@ import pytest
 
 import logfire_io
 import logfire_io._client
+import logfire_io._export
+import logfire_io._plan
 import logfire_io._protocol
 import logfire_io._read
 import logfire_io._slicing
@@ -25,6 +27,8 @@ from logfire_io.server import LocalLogfire
 
 MODULES = [
     logfire_io._client,
+    logfire_io._export,
+    logfire_io._plan,
     logfire_io._protocol,
     logfire_io._slicing,
     logfire_io._read,

@@ -45,25 +45,35 @@ _PERIODS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 class ExportResult:
     """What one export run did.
 
-    Attributes
+    Parameters
     ----------
+    out_dir
+        The folder written to.
     written
         Periods fetched and written by this run, as ``(start, rows)``.
     skipped
         Periods already final in the manifest, left as they were.
     provisional
-        Periods written by this run that may still gain rows (they will be fetched again by the next run).
+        Periods written by this run that may still gain rows (the next run fetches them again).
+    rows
+        Rows written by this run.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from datetime import UTC, datetime, timedelta
+    >>> import logfire_io
+    >>> since = datetime.now(UTC) - timedelta(hours=3)
+    >>> result = logfire_io.export("SELECT * FROM records", tempfile.mkdtemp(), min_timestamp=since)
+    >>> len(result.written) in (3, 4), result.skipped, result.rows > 0
+    (True, [], True)
     """
 
     out_dir: Path
     written: list[tuple[datetime, int]]
     skipped: list[datetime]
     provisional: list[datetime]
-
-    @property
-    def rows(self) -> int:
-        """Rows written by this run."""
-        return sum(rows for _, rows in self.written)
+    rows: int
 
 
 def _period_start(value: datetime, partition_by: str) -> datetime:
@@ -196,13 +206,25 @@ def export(
     ------
     ConfigurationError
         A query that cannot be split, a folder holding something else, a resumed export of another query.
+    LogfireIOError
+        A period's read failed, as :func:`~logfire_io.read_logfire_arrow` would; the periods written before it
+        stay recorded, and ``resume=True`` goes on from there.
 
     Examples
     --------
-    >>> result = logfire_io.export(  # doctest: +SKIP
-    ...     "SELECT * FROM records WHERE service_name = 'api'", "exports/api", min_timestamp=since
-    ... )
-    >>> pl.scan_parquet("exports/api", hive_partitioning=True).select(pl.len()).collect()  # doctest: +SKIP
+    >>> import tempfile
+    >>> from datetime import UTC, datetime, timedelta
+    >>> import polars as pl
+    >>> import logfire_io
+    >>> out = tempfile.mkdtemp()
+    >>> since = datetime.now(UTC) - timedelta(hours=6)
+    >>> first = logfire_io.export("SELECT span_id, start_timestamp FROM records", out, min_timestamp=since)
+    >>> files = pl.scan_parquet(f"{out}/**/*.parquet", hive_partitioning=True).collect()
+    >>> files.height == first.rows, files["span_id"].is_duplicated().any()
+    (True, False)
+    >>> again = logfire_io.export("SELECT span_id, start_timestamp FROM records", out, since_last=True)
+    >>> len(again.skipped) == len(first.written) - len(first.provisional)
+    True
     """
     if partition_by is not None and partition_by not in _PERIODS:
         msg = f"`partition_by` must be 'hour' or 'day', got {partition_by!r}"
@@ -272,4 +294,4 @@ def export(
                 note = " (provisional)" if is_provisional else ""
                 print(f"logfire-io: {key}: {table.num_rows:,} rows{note}", file=sys.stderr)
             start += step
-    return ExportResult(directory, written, skipped, provisional)
+    return ExportResult(directory, written, skipped, provisional, sum(rows for _, rows in written))

@@ -46,19 +46,31 @@ _ONE_US = timedelta(microseconds=1)
 class ReadPlan:
     """What a read will do: whether it is split, the window, the rows expected and every request's SQL.
 
-    Attributes
+    Parameters
     ----------
     sliceable
         Whether the query can be split by time; ``reason`` says why not.
+    reason
+        Why the query cannot be split, or None.
     window
         The window the read covers, ``(low, high)``; open sides of the request closed at the data's first and
         last rows (None when the query cannot be split, or the window holds no row).
     estimated_rows
-        Rows the driving table contributes, from the histogram (None when the query cannot be split).
+        Rows the read will return when it fits one request (counted exactly), else the rows of the driving table
+        from the histogram (None when the query cannot be split).
     requests
         How many requests the read will send, planning ones included.
     slices
         One row per data request: ``low``, ``high``, ``estimated_rows`` and the exact ``sql`` sent.
+
+    Examples
+    --------
+    >>> import logfire_io
+    >>> p = logfire_io.plan("SELECT span_name, count(*) FROM records GROUP BY span_name")
+    >>> p.sliceable, p.requests
+    (False, 1)
+    >>> p.reason
+    'it uses an aggregate, whose value depends on every row'
     """
 
     sliceable: bool
@@ -164,13 +176,17 @@ def plan(
 ) -> ReadPlan:
     """A dry run of :func:`~logfire_io.read_logfire` with the same arguments: the requests, without the rows.
 
-    Only aggregates are asked (the window's first and last timestamps when a side is open, and a row
-    histogram), so a plan costs two or three small requests whatever the window holds.
+    Only aggregates are asked (the count of rows when one request may do, the window's first and last timestamps
+    when a side is open, and a row histogram), so a plan is cheap whatever the window holds.
 
     Parameters
     ----------
-    sql, read_token, base_url, min_timestamp, max_timestamp, limit, slices
-        As for :func:`~logfire_io.read_logfire_arrow`.
+    sql
+        The query, in Logfire's SQL.
+    read_token, base_url
+        As for :func:`~logfire_io.read_logfire_arrow`: default ``$LOGFIRE_READ_TOKEN``, ``$LOGFIRE_BASE_URL``.
+    min_timestamp, max_timestamp, limit, slices
+        As for :func:`~logfire_io.read_logfire_arrow`: the plan is the plan of that read.
     max_concurrency, timezone, environment, client
         As for :func:`~logfire_io.read_logfire_arrow`.
 
@@ -183,14 +199,21 @@ def plan(
     Raises
     ------
     ConfigurationError
-        The arguments are invalid, as the read would say.
+        The arguments are invalid, or ask what the read would refuse (``slices=`` on a query that cannot be split).
+    LogfireIOError
+        A planning request failed, as the read's would.
 
     Examples
     --------
     >>> import logfire_io
-    >>> p = logfire_io.plan("SELECT * FROM records", min_timestamp=since)  # doctest: +SKIP
-    >>> p.requests, p.estimated_rows  # doctest: +SKIP
-    (14, 104233)
+    >>> p = logfire_io.plan("SELECT * FROM records_all")
+    >>> p.sliceable, p.requests > 2, p.estimated_rows
+    (True, True, 12000)
+    >>> p.slices.columns
+    ['low', 'high', 'estimated_rows', 'sql']
+    >>> table = logfire_io.read_logfire_arrow("SELECT * FROM records_all", json_columns=None)
+    >>> table.num_rows
+    12000
     """
     request = ReadRequest(
         sql,
