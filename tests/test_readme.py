@@ -41,8 +41,8 @@ def env(recent: LocalLogfire, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
 
 
 def test_13_readme_has_the_snippets_tested_here() -> None:
-    assert len(PYTHON) == 2
-    assert [shlex.split(c)[:2] for c in COMMANDS] == [["logfire-io", "query"]]
+    assert len(PYTHON) == 3
+    assert [shlex.split(c)[:2] for c in COMMANDS] == [["logfire-io", "query"]] * 3
 
 
 @pytest.mark.parametrize("index", range(len(PYTHON)))
@@ -58,9 +58,18 @@ def test_13_readme_python_runs_as_written(env: LocalLogfire, index: int, capsys:
 
 
 def test_13_readme_export_command_runs_as_written(env: LocalLogfire, tmp_path: Path) -> None:
-    (command,) = (c for c in COMMANDS if " query " in c)
+    (command,) = (c for c in COMMANDS if "--partition-by" not in c and "--since-last" not in c)
     assert main(shlex.split(command)[1:]) == 0
     (written,) = tmp_path.iterdir()
     frame = pl.read_parquet(written)
     assert frame.height > 0
     assert set(frame["service_name"]) == {"checkout"}
+
+
+def test_readme_partitioned_export_commands_run_as_written(env: LocalLogfire, tmp_path: Path) -> None:
+    first, nightly = (c for c in COMMANDS if "--partition-by" in c or "--since-last" in c)
+    assert main(shlex.split(first)[1:]) == 0
+    assert main(shlex.split(nightly, comments=True)[1:]) == 0
+    exported = pl.scan_parquet(tmp_path / "exports/records/**/*.parquet", hive_partitioning=True).collect()
+    assert exported.height > 0
+    assert exported["span_id"].n_unique() == exported.height
