@@ -21,7 +21,7 @@ from logfire_io.server.app import GzipPolicy, QueryLogEntry, ServerState, create
 from logfire_io.server.faults import FaultPlan, parse_faults, quiet_injected_resets
 from logfire_io.server.synth import DEFAULT_SPAN, synth_metrics, synth_records
 from logfire_io.server.tables import TableSource, conform, load, write_for_workers
-from logfire_io.server.workers import WorkerPool
+from logfire_io.server.workers import WorkerPids, WorkerPool
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -213,14 +213,9 @@ class LocalLogfire:
         return list(self._state.query_log)
 
     @property
-    def worker_pids(self) -> tuple[int, ...]:
-        """Process ids of the query workers now alive (for tests that kill them)."""
+    def worker_pids(self) -> WorkerPids:
+        """Process ids of the query workers, ``.idle``, ``.busy`` and ``.starting`` (for tests that kill them)."""
         return self._pool.pids
-
-    @property
-    def idle_workers(self) -> int:
-        """Number of query workers ready for a query now; equals ``workers`` when the server is quiet."""
-        return self._pool.idle
 
     @property
     def workers(self) -> int:
@@ -244,7 +239,7 @@ class LocalLogfire:
             sock.close()
             reason = "the port is already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
             msg = f"cannot listen on {self.host}:{self._port}: {reason} (choose another port, or 0 for any free one)"
-            raise OSError(exc.errno, msg) from None
+            raise OSError(msg) from None
         sock.listen(512)
         self._socket = sock
         return sock

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -320,6 +321,8 @@ async def _read_body(request: Request, state: ServerState, deadline: float) -> b
                 chunks.append(chunk)
     except TimeoutError:
         raise ApiError(408, f"the request body did not arrive within the deadline of {state.deadline:g} s") from None
+    except ClientDisconnect:  # nobody will read the answer; this only keeps the error log for real errors
+        raise ApiError(400, "the client went away while sending the request body") from None
     return b"".join(chunks)
 
 
@@ -404,6 +407,7 @@ class QueryResponse:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         async for piece in answer.chunks():
             await send({"type": "http.response.body", "body": piece, "more_body": True})
+            await asyncio.sleep(0)  # let the loop see a lost connection (and serve others) between pieces
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _send_faulted(self, body: bytes, send: Send) -> None:

@@ -8,9 +8,10 @@ sends a request to an idle worker over a pipe and relays the answer the worker s
 failed; the message).
 
 The pool lives in the server's event loop and keeps its size whatever happens to a worker: one that dies idle is
-noticed at once (its pipe reaches end-of-file) and replaced; one whose query is abandoned (the client went away,
-the deadline passed) is drained when only its answer is left to read, and killed and replaced otherwise; one
-that keeps dying while starting is restarted with a growing back-off and a log line saying so. A query that
+noticed at once (its pipe reaches end-of-file) and replaced; one whose query overruns the deadline is killed and
+replaced; one whose client went away gets a second to finish, its answer is drained and dropped, and it is
+killed and replaced if that takes longer; one that keeps dying while starting is restarted with a growing
+back-off and a log line saying so. A query that
 lands on a worker that has just died is sent once more to a fresh one.
 """
 
@@ -41,6 +42,7 @@ __all__ = [
     "QueryFailed",
     "QueryTimeout",
     "WorkerDied",
+    "WorkerPids",
     "WorkerPool",
     "WorkerRequest",
     "WorkerStartFailed",
@@ -54,8 +56,8 @@ _PIPE_BYTES = 1 << 20
 """Pipe capacity asked of Linux for worker answers: fewer, larger reads than the default 64 KiB."""
 _CHUNK = 1 << 20
 """The largest piece of an answer relayed at once."""
-_DRAIN_SECONDS = 2.0
-"""How long an abandoned answer may take to drain before its worker is killed instead."""
+_ABANDON_SECONDS = 1.0
+"""How long an abandoned query may take to finish and drain before its worker is killed instead."""
 _MAX_BACKOFF = 30.0
 
 log = logging.getLogger("logfire_io.server")
@@ -91,6 +93,15 @@ class WorkerRequest:
 
 class WorkerDied(Exception):
     """Raised when a worker exits while running a query (for example killed by the operating system)."""
+
+
+@dataclass(frozen=True)
+class WorkerPids:
+    """Process ids of a pool's workers by state: ready for a query, running one, or starting up."""
+
+    idle: tuple[int, ...]
+    busy: tuple[int, ...]
+    starting: tuple[int, ...]
 
 
 class WorkersBusy(Exception):
@@ -159,7 +170,7 @@ class _Worker:
                 raise WorkerDied from exc
 
     async def read_some(self, limit: int) -> bytes:
-        """Up to ``limit`` bytes, as soon as any are available."""
+        """Up to ``limit`` bytes, as soon as any are available (cancelling it never loses bytes)."""
         if self._buffer:
             piece = bytes(self._buffer[:limit])
             del self._buffer[:limit]
@@ -177,12 +188,12 @@ class _Worker:
             return piece
 
     async def read_exactly(self, size: int) -> bytes:
-        pieces, missing = [], size
-        while missing:
-            piece = await self.read_some(missing)
-            pieces.append(piece)
-            missing -= len(piece)
-        return b"".join(pieces)
+        """Exactly ``size`` bytes; what has arrived stays buffered if the caller is cancelled meanwhile."""
+        while len(self._buffer) < size:
+            self._buffer += await self.read_some(max(size - len(self._buffer), _CHUNK))
+        piece = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return piece
 
     async def read_header(self) -> tuple[bytes, int]:
         kind, length = HEADER.unpack(await self.read_exactly(HEADER.size))
@@ -251,20 +262,10 @@ class Answer:
             yield piece
 
     def close(self) -> None:
-        """Settle the worker now: released, drained in the background, or killed and replaced."""
+        """Settle the worker now: released, or abandoned to the pool (see :meth:`WorkerPool.abandon`)."""
         if not self._settled:
             self._settled = True
-            self._pool.spawn_task(self._drain())
-
-    async def _drain(self) -> None:
-        try:
-            async with asyncio.timeout(_DRAIN_SECONDS):
-                while self._left:
-                    self._left -= len(await self._worker.read_some(min(self._left, _CHUNK)))
-        except (TimeoutError, WorkerDied):
-            self._pool.give_back(self._worker, lost=True)
-            return
-        self._pool.give_back(self._worker, lost=False)
+            self._pool.abandon(self._worker, self._left)
 
 
 class WorkerPool:
@@ -292,19 +293,19 @@ class WorkerPool:
         self._tasks: set[asyncio.Task[None]] = set()
         self._failures = 0
         self._closed = False
+        self._starting: set[_Worker] = set()
         self._unreaped: set[_Worker] = set()
         """Every worker process not yet reaped, so that closing the pool leaves none behind."""
 
     # ------------------------------------------------------------------------------------------ what tests see
     @property
-    def pids(self) -> tuple[int, ...]:
-        """Process ids of the live workers, idle and busy."""
-        return tuple(w.pid for w in [*self._idle, *self._busy])
-
-    @property
-    def idle(self) -> int:
-        """Number of workers ready for a query now."""
-        return len(self._idle)
+    def pids(self) -> WorkerPids:
+        """Process ids of the workers, by state (a snapshot, safe to take from another thread)."""
+        return WorkerPids(
+            idle=tuple(w.pid for w in list(self._idle)),
+            busy=tuple(w.pid for w in list(self._busy)),
+            starting=tuple(w.pid for w in list(self._starting)),
+        )
 
     # ------------------------------------------------------------------------------------------ life cycle
     async def start(self, timeout: float = 120.0) -> None:
@@ -335,11 +336,14 @@ class WorkerPool:
             return
         worker = _Worker(self._config)
         self._unreaped.add(worker)
+        self._starting.add(worker)
         try:
             async with asyncio.timeout(120):
                 kind, _ = await worker.read_header()
         except (TimeoutError, WorkerDied):
             kind = b""
+        finally:
+            self._starting.discard(worker)
         if kind != b"R":
             code = worker.proc.poll()
             self._kill(worker)
@@ -382,6 +386,27 @@ class WorkerPool:
             "idle query worker %d exited (exit code %s); starting a replacement", worker.pid, worker.proc.poll()
         )
         self._start_soon(0.0)
+
+    def abandon(self, worker: _Worker, left: int | None) -> None:
+        """Take back a worker whose client went away: ``left`` bytes of answer unread (None: not even the header).
+
+        Most abandoned queries are nearly done (a slice of a read the client no longer needs), and a worker is
+        much cheaper to drain than to restart, so the answer is read and dropped in the background; a query
+        that is not finished within a second is stopped by killing its worker.
+        """
+        self.spawn_task(self._drain(worker, left))
+
+    async def _drain(self, worker: _Worker, left: int | None) -> None:
+        try:
+            async with asyncio.timeout(_ABANDON_SECONDS):
+                if left is None:
+                    _, left = await worker.read_header()
+                while left:
+                    left -= len(await worker.read_some(min(left, _CHUNK)))
+        except (TimeoutError, WorkerDied):
+            self.give_back(worker, lost=True)
+            return
+        self.give_back(worker, lost=False)
 
     def give_back(self, worker: _Worker, *, lost: bool) -> None:
         """Return a worker after a query: to the idle set, or (``lost``) killed and replaced."""
@@ -435,9 +460,11 @@ class WorkerPool:
                     worker = await self._acquire()
             except TimeoutError:
                 raise WorkersBusy from None
+            sent = False
             try:
                 async with asyncio.timeout_at(deadline):
                     await worker.send(request)
+                    sent = True
                     kind, length = await worker.read_header()
                     message = await worker.read_exactly(length) if kind == b"E" else b""
             except WorkerDied:
@@ -449,8 +476,11 @@ class WorkerPool:
             except TimeoutError:
                 self.give_back(worker, lost=True)
                 raise QueryTimeout from None
-            except BaseException:  # cancelled mid-query: the only way to stop it is to kill it
-                self.give_back(worker, lost=True)
+            except BaseException:  # cancelled: the client went away
+                if sent:
+                    self.abandon(worker, None)
+                else:  # a request cut half-way would leave the worker waiting for the rest
+                    self.give_back(worker, lost=True)
                 raise
             if kind == b"E":
                 self.give_back(worker, lost=False)
