@@ -1,6 +1,6 @@
-"""The query worker process: reads requests from stdin, writes each finished response body to stdout.
+"""The query worker processes: a fork server, and the workers it forks, which answer one query at a time.
 
-Started by :class:`logfire_io.server.workers.WorkerPool` as ``python -m logfire_io.server._worker CONFIG``.
+Started by :class:`logfire_io.server.workers.WorkerPool` as ``python -m logfire_io.server._worker CONFIG FD``.
 The whole answer (planning, running, encoding, compressing) happens here, so that the deadline can stop any of
 it by killing this process, and so that the HTTP process only relays bytes. The result is collected before
 anything is sent: its size is checked against the cap batch by batch, and an error is always a clean ``E``
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import sys
 import zlib
 from typing import Any
@@ -21,7 +23,7 @@ from logfire_io.server.encode import encode_csv, encode_v1_json, encode_v2_json
 from logfire_io.server.engine import Engine, QueryError
 from logfire_io.server.workers import HEADER, WorkerRequest
 
-__all__ = ["answer", "serve"]
+__all__ = ["answer", "fork_server", "serve"]
 
 _GZIP_MIN_BYTES = 1024
 
@@ -100,26 +102,51 @@ def _read_exactly(fd: int, size: int) -> bytes:
     return b"".join(pieces)
 
 
-def serve(config: dict[str, Any]) -> None:
-    """Answer requests until stdin closes (the server stopped or dropped this worker)."""
-    engine = Engine(config["paths"], memory_limit=config["memory_limit"])
-    stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
-    _write_all(stdout, HEADER.pack(b"R", 0))
+def serve(engine: Engine, requests: int, answers: int) -> None:
+    """Answer requests read from ``requests`` on ``answers`` until the server closes the pipe."""
+    _write_all(answers, HEADER.pack(b"R", 0))
     while True:
         try:
-            _, length = HEADER.unpack(_read_exactly(stdin, HEADER.size))
-            request = WorkerRequest.from_json(_read_exactly(stdin, length))
+            _, length = HEADER.unpack(_read_exactly(requests, HEADER.size))
+            request = WorkerRequest.from_json(_read_exactly(requests, length))
         except EOFError:
             return
         try:
             body, gzipped = answer(engine, request)
         except QueryError as exc:
             message = str(exc).encode()
-            _write_all(stdout, HEADER.pack(b"E", len(message)) + message)
+            _write_all(answers, HEADER.pack(b"E", len(message)) + message)
             continue
-        _write_all(stdout, HEADER.pack(b"G" if gzipped else b"B", len(body)))
-        _write_all(stdout, body)
+        _write_all(answers, HEADER.pack(b"G" if gzipped else b"B", len(body)))
+        _write_all(answers, body)
+
+
+def fork_server(config: dict[str, Any], control: socket.socket) -> None:
+    """Load the tables once, then fork a worker for each request on ``control`` until it closes.
+
+    A request is one byte with the worker's two pipe ends attached; the answer is the worker's pid (8 bytes).
+    Children are reaped by the kernel (SIGCHLD ignored); the server kills them by pidfd.
+    """
+    engine = Engine(config["paths"], memory_limit=config["memory_limit"])
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server stops us itself
+    control.sendall(b"R")
+    while True:
+        message, fds, _, _ = socket.recv_fds(control, 1, 2)
+        if not message:
+            return
+        pid = os.fork()
+        if pid == 0:  # the worker
+            control.close()
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            try:
+                serve(engine, *fds)
+            finally:
+                os._exit(0)
+        for fd in fds:
+            os.close(fd)
+        control.sendall(pid.to_bytes(8, "big"))
 
 
 if __name__ == "__main__":
-    serve(json.loads(sys.argv[1]))
+    fork_server(json.loads(sys.argv[1]), socket.socket(fileno=int(sys.argv[2])))

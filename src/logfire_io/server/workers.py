@@ -23,6 +23,9 @@ import fcntl
 import json
 import logging
 import os
+import select
+import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -33,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from logfire_io.server.engine import QuerySpec
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator
 
 __all__ = [
     "HEADER",
@@ -59,6 +62,8 @@ _CHUNK = 1 << 20
 _ABANDON_SECONDS = 1.0
 """How long an abandoned query may take to finish and drain before its worker is killed instead."""
 _MAX_BACKOFF = 30.0
+_START_SECONDS = 120.0
+"""How long the fork server may take to start (imports and tables), and a forked worker to say it is ready."""
 
 log = logging.getLogger("logfire_io.server")
 
@@ -97,11 +102,15 @@ class WorkerDied(Exception):
 
 @dataclass(frozen=True)
 class WorkerPids:
-    """Process ids of a pool's workers by state: ready for a query, running one, or starting up."""
+    """Process ids of a pool's workers by state (ready for a query, running one, starting), and its fork server.
+
+    The fork server counts as starting until it is ready to fork.
+    """
 
     idle: tuple[int, ...]
     busy: tuple[int, ...]
     starting: tuple[int, ...]
+    fork_server: int | None
 
 
 class WorkersBusy(Exception):
@@ -121,28 +130,29 @@ class QueryFailed(Exception):
 
 
 class _Worker:
-    """One worker process and non-blocking, event-loop driven access to its pipes."""
+    """One worker process (a child of the fork server) and event-loop driven access to its pipes."""
 
-    def __init__(self, config: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "logfire_io.server._worker", config],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            bufsize=0,
-        )
-        assert self.proc.stdin is not None
-        assert self.proc.stdout is not None
-        self._in, self._out = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+    def __init__(self, pid: int, to_worker: int, from_worker: int) -> None:
+        self._pid, self._in, self._out = pid, to_worker, from_worker
         with contextlib.suppress(OSError):  # Linux only; a smaller pipe only costs a few more reads
             fcntl.fcntl(self._out, 1031, _PIPE_BYTES)  # F_SETPIPE_SZ
         os.set_blocking(self._in, False)
         os.set_blocking(self._out, False)
         self._buffer = bytearray()
-        self.dead = False
+        self.dead = self._closed = False
+        try:  # a handle on the process itself: signals reach it, never a later process given the same pid
+            self._pidfd = os.pidfd_open(pid)
+        except OSError:  # already gone
+            self._pidfd = -1
+            self.dead = True
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        return self._pid
+
+    def alive(self) -> bool:
+        """Whether the process still runs (its pidfd is readable once it has exited)."""
+        return not self.dead and not select.select([self._pidfd], [], [], 0)[0]
 
     async def _ready(self, fd: int, *, write: bool) -> None:
         loop = asyncio.get_running_loop()
@@ -199,33 +209,82 @@ class _Worker:
         kind, length = HEADER.unpack(await self.read_exactly(HEADER.size))
         return kind, length
 
-    def kill(self, on_reaped: Callable[[_Worker], None]) -> None:
-        """Kill the process and close its pipes; it is reaped once it has exited, without the event loop waiting."""
-        if self.dead:
+    def kill(self) -> None:
+        """Kill the process and close its pipes (the fork server reaps it)."""
+        if self._closed:
             return
-        self.dead = True
-        loop = asyncio.get_running_loop()
-        for fd in (self._in, self._out):
-            loop.remove_reader(fd)
-            loop.remove_writer(fd)
+        self._closed = self.dead = True
+        with contextlib.suppress(RuntimeError):  # no running loop: closing from another thread
+            loop = asyncio.get_running_loop()
+            for fd in (self._in, self._out):
+                loop.remove_reader(fd)
+                loop.remove_writer(fd)
+        if self._pidfd >= 0:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            os.close(self._pidfd)
+        os.close(self._in)
+        os.close(self._out)
+
+
+class _Forker:
+    """The fork server: one process that has imported DataFusion and mapped the tables, and forks workers.
+
+    Starting a worker from scratch costs seconds of imports on a busy machine; forking one costs milliseconds,
+    so a killed worker is back at once. It forks before any DataFusion session exists (sessions are made on
+    first use), and a request carries the new worker's two pipe ends (SCM_RIGHTS); it answers with the pid.
+    """
+
+    def __init__(self, config: str) -> None:
+        ours, theirs = socket.socketpair()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "logfire_io.server._worker", config, str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+        )
+        theirs.close()
+        ours.setblocking(False)
+        self._sock = ours
+        self._lock = asyncio.Lock()
+        self.ready = False
+
+    async def _read(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            piece = await asyncio.get_running_loop().sock_recv(self._sock, size - len(data))
+            if not piece:
+                raise WorkerDied
+            data += piece
+        return data
+
+    async def wait_ready(self) -> None:
+        """Wait for the fork server's ``R``; raises WorkerDied if it exits first."""
+        await self._read(1)
+
+    async def fork(self) -> _Worker:
+        """A new worker, not yet ready (it sends ``R`` on its pipe when it is)."""
+        async with self._lock:
+            to_worker, from_worker = os.pipe(), os.pipe()
+            mine, theirs = (to_worker[1], from_worker[0]), (to_worker[0], from_worker[1])
+            try:
+                socket.send_fds(self._sock, [b"F"], list(theirs))
+                pid = int.from_bytes(await asyncio.shield(self._read(8)), "big")
+            except BaseException:
+                for fd in mine:
+                    os.close(fd)
+                raise
+            finally:
+                for fd in theirs:  # the fork server holds its own copies once they are sent
+                    os.close(fd)
+        return _Worker(pid, *mine)
+
+    def close(self) -> None:
+        """Stop the fork server (its workers are killed by the pool)."""
+        self._sock.close()
         with contextlib.suppress(ProcessLookupError):
             self.proc.kill()
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None:
-                pipe.close()
-        try:
-            exited = os.pidfd_open(self.proc.pid)  # readable once the process has exited (Linux 5.3+)
-        except OSError:
-            loop.run_in_executor(None, self.proc.wait).add_done_callback(lambda _: on_reaped(self))
-            return
-
-        def reap() -> None:
-            loop.remove_reader(exited)
-            os.close(exited)
-            self.proc.wait()
-            on_reaped(self)
-
-        loop.add_reader(exited, reap)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
 
 
 class Answer:
@@ -294,17 +353,22 @@ class WorkerPool:
         self._failures = 0
         self._closed = False
         self._starting: set[_Worker] = set()
-        self._unreaped: set[_Worker] = set()
-        """Every worker process not yet reaped, so that closing the pool leaves none behind."""
+        self._live: set[_Worker] = set()
+        """Every worker not yet killed, so that closing the pool leaves none behind."""
+        self._forker: _Forker | None = None
+        self._forker_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------------------------------ what tests see
     @property
     def pids(self) -> WorkerPids:
         """Process ids of the workers, by state (a snapshot, safe to take from another thread)."""
+        forker = self._forker
         return WorkerPids(
             idle=tuple(w.pid for w in list(self._idle)),
             busy=tuple(w.pid for w in list(self._busy)),
-            starting=tuple(w.pid for w in list(self._starting)),
+            starting=tuple(w.pid for w in list(self._starting))
+            + ((forker.proc.pid,) if forker is not None and not forker.ready else ()),
+            fork_server=forker.proc.pid if forker is not None else None,
         )
 
     # ------------------------------------------------------------------------------------------ life cycle
@@ -330,39 +394,58 @@ class WorkerPool:
         if not self._closed:
             self.spawn_task(self._start_one(delay))
 
+    async def _ready_forker(self) -> _Forker:
+        """The fork server, (re)started if it is not running."""
+        async with self._forker_lock:
+            if self._forker is not None and self._forker.proc.poll() is None:
+                return self._forker
+            if self._forker is not None:
+                self._forker.close()
+            self._forker = forker = _Forker(self._config)
+            try:
+                async with asyncio.timeout(_START_SECONDS):
+                    await forker.wait_ready()
+            except BaseException:
+                forker.close()
+                self._forker = None
+                raise
+            forker.ready = True
+            return forker
+
     async def _start_one(self, delay: float) -> None:
         await asyncio.sleep(delay)
         if self._closed:
             return
-        worker = _Worker(self._config)
-        self._unreaped.add(worker)
-        self._starting.add(worker)
+        worker: _Worker | None = None
         try:
-            async with asyncio.timeout(120):
+            worker = await (await self._ready_forker()).fork()
+            self._live.add(worker)
+            self._starting.add(worker)
+            async with asyncio.timeout(_START_SECONDS):
                 kind, _ = await worker.read_header()
-        except (TimeoutError, WorkerDied):
-            kind = b""
-        finally:
-            self._starting.discard(worker)
-        if kind != b"R":
-            code = worker.proc.poll()
-            self._kill(worker)
+            if kind != b"R":
+                raise WorkerDied
+        except (TimeoutError, WorkerDied, OSError) as exc:
+            if worker is not None:
+                self._starting.discard(worker)
+                self._kill(worker)
             self._failures += 1
             backoff = min(_MAX_BACKOFF, 0.25 * 2 ** (self._failures - 1))
             log.warning(
-                "a query worker exited while starting (exit code %s, %d failed start(s) in a row); "
-                "starting another in %.2g s",
-                code,
+                "a query worker exited while starting (%s; %d failed start(s) in a row); starting another in %.2g s",
+                type(exc).__name__,
                 self._failures,
                 backoff,
             )
             self._start_soon(backoff)
             return
+        self._starting.discard(worker)
         self._failures = 0
         self._make_idle(worker)
 
     def _kill(self, worker: _Worker) -> None:
-        worker.kill(self._unreaped.discard)
+        self._live.discard(worker)
+        worker.kill()
 
     def _make_idle(self, worker: _Worker) -> None:
         if self._closed:
@@ -382,9 +465,7 @@ class WorkerPool:
         with contextlib.suppress(ValueError):
             self._idle.remove(worker)
         self._kill(worker)
-        log.warning(
-            "idle query worker %d exited (exit code %s); starting a replacement", worker.pid, worker.proc.poll()
-        )
+        log.warning("idle query worker %d exited; starting a replacement", worker.pid)
         self._start_soon(0.0)
 
     def abandon(self, worker: _Worker, left: int | None) -> None:
@@ -422,7 +503,7 @@ class WorkerPool:
         while self._idle:
             worker = self._idle.popleft()
             loop.remove_reader(worker._out)
-            if worker.proc.poll() is None:
+            if worker.alive():
                 self._busy.add(worker)
                 return worker
             self._idle_exited(worker)
@@ -489,25 +570,21 @@ class WorkerPool:
         raise AssertionError  # pragma: no cover - the loop returns or raises
 
     async def close(self) -> None:
-        """Stop every worker and background task."""
+        """Stop every worker, the fork server and every background task."""
         self._closed = True
         for task in list(self._tasks):
             task.cancel()
         for waiter in self._waiters:
             waiter.cancel()
-        self._idle.clear()
-        self._busy.clear()
-        for worker in list(self._unreaped):
-            self._kill(worker)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                worker.proc.wait(timeout=5)
-        self._unreaped.clear()
+        self.terminate()
 
     def terminate(self) -> None:
-        """Kill whatever workers are left, from any thread (the event loop may be gone)."""
+        """Kill whatever processes are left, from any thread (the event loop may be gone)."""
         self._closed = True
-        for worker in list(self._unreaped):
-            with contextlib.suppress(ProcessLookupError):
-                worker.proc.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                worker.proc.wait(timeout=5)
+        self._idle.clear()
+        self._busy.clear()
+        for worker in list(self._live):
+            self._kill(worker)
+        if self._forker is not None:
+            self._forker.close()
+            self._forker = None
