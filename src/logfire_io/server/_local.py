@@ -143,12 +143,16 @@ class LocalLogfire:
         if bounds not in _BOUNDS:
             msg = f"`bounds` must be one of {_BOUNDS}, got {bounds!r}"
             raise ValueError(msg)
-        for name, value in (("deadline", deadline), ("max_body_bytes", max_body_bytes)):
+        for name, value in (
+            ("deadline", deadline),
+            ("max_body_bytes", max_body_bytes),
+            ("max_result_bytes", max_result_bytes),
+        ):
             if value <= 0:
                 msg = f"`{name}` must be > 0, got {value!r}"
                 raise ValueError(msg)
-        if max_result_bytes <= 0:
-            msg = f"`max_result_bytes` must be > 0, got {max_result_bytes!r}"
+        if workers is not None and workers < 1:
+            msg = f"`workers` must be at least 1, got {workers!r}"
             raise ValueError(msg)
         if gzip not in (True, False, "auto"):
             msg = f"`gzip` must be True, False or 'auto', got {gzip!r}"

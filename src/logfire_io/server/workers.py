@@ -341,9 +341,6 @@ class WorkerPool:
     """
 
     def __init__(self, paths: dict[str, str], *, size: int, memory_limit: int) -> None:
-        if size < 1:
-            msg = f"`workers` must be at least 1, got {size}"
-            raise ValueError(msg)
         self._config = json.dumps({"paths": paths, "memory_limit": memory_limit})
         self.size = size
         self._idle: deque[_Worker] = deque()
