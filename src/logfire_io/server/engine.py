@@ -8,6 +8,7 @@ column, so that the ``min_timestamp``/``max_timestamp`` window is a zero-copy sl
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -29,6 +30,9 @@ __all__ = ["Bounds", "Engine", "QueryError", "QuerySpec"]
 
 Bounds = Literal["[)", "[]", "(]", "()"]
 """How ``min_timestamp``/``max_timestamp`` bound the time column: ``[`` inclusive, ``(`` exclusive."""
+
+_rewritten = functools.lru_cache(maxsize=1024)(rewrite)
+"""The dialect rewrite is pure and costs a sqlglot parse (about 1 ms): dashboards and retries repeat their SQL."""
 
 _LOCKED = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
 
@@ -156,7 +160,7 @@ class Engine:
             msg = "the SQL query is empty"
             raise QueryError(msg)
         try:
-            frame = self._context(spec).sql_with_options(rewrite(spec.sql), _LOCKED).limit(spec.limit)
+            frame = self._context(spec).sql_with_options(_rewritten(spec.sql), _LOCKED).limit(spec.limit)
             plans = {}
             if spec.explain:
                 plans = {
