@@ -42,7 +42,10 @@ def http(limited: LocalLogfire) -> Iterator[httpx.Client]:
 
 
 def _head_only(srv: LocalLogfire, headers: str) -> bytes:
-    """Send request headers that announce a body, never send the body, and return the status line."""
+    """Send request headers that announce a body, never send the body, and return the status line.
+
+    The server must answer and then close the connection (the rest of the body is never read).
+    """
     host, port = srv.base_url.removeprefix("http://").rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(

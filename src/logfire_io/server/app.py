@@ -120,15 +120,20 @@ def _state(request: Request) -> ServerState:
     return state
 
 
+_UNREAD_BODY = {"Connection": "close"}
+"""Headers of an error answered before the body was read: the connection goes, and the rest of the body with it."""
+
+
 def _check_token(request: Request) -> ServerState:
     state = _state(request)
     given = request.headers.get("authorization", "")
     if given[:7].lower() == "bearer ":
         given = given[7:]
+    headers = _UNREAD_BODY if request.method == "POST" else None
     if not given:
-        raise ApiError(401, "missing read token: send it in the `Authorization` header")
+        raise ApiError(401, "missing read token: send it in the `Authorization` header", headers)
     if not hmac.compare_digest(given.strip().encode(), state.read_token.encode()):
-        raise ApiError(401, "invalid read token")
+        raise ApiError(401, "invalid read token", headers)
     return state
 
 
@@ -310,14 +315,14 @@ async def _read_body(request: Request, state: ServerState, deadline: float) -> b
     declared = request.headers.get("content-length", "")
     hint = "this server accepts at most {limit:,} bytes (`max_body_bytes` / `--max-body-bytes`)"
     if declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"the request body is {int(declared):,} bytes; " + hint.format(limit=limit))
+        raise ApiError(413, f"the request body is {int(declared):,} bytes; " + hint.format(limit=limit), _UNREAD_BODY)
     chunks, size = [], 0
     try:
         async with asyncio.timeout_at(deadline):
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
-                    raise ApiError(413, "the request body is too large; " + hint.format(limit=limit))
+                    raise ApiError(413, "the request body is too large; " + hint.format(limit=limit), _UNREAD_BODY)
                 chunks.append(chunk)
     except TimeoutError:
         raise ApiError(408, f"the request body did not arrive within the deadline of {state.deadline:g} s") from None
