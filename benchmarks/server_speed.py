@@ -11,19 +11,24 @@ shared machine hits both sides alike:
 - ``SELECT 1`` over HTTP, vs a trivial route of the same HTTP stack (``GET /v1/read-token-info``: token
   check and a small JSON answer, no worker). Target: <= 2x.
 
-The HTTP client is ``http.client`` on one kept-alive connection, reading whole bodies (like curl: it measures
-the server, not a client's decoding); httpx is shown too, for what a Python client sees. ``accept-encoding:
-identity``, as on loopback. Medians.
+The server is ``logfire-io serve`` in its own process, as a user runs it, over Parquet files; the engine alone
+loads the same files the same way. The HTTP client is ``http.client`` on one kept-alive connection, reading
+whole bodies (like curl: it measures the server, not a client's decoding); httpx is shown too, for what a
+Python client sees. ``accept-encoding: identity``, as on loopback. Each measurement starts 20 ms after the
+previous one ended, so none pays for the tail of another. Medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
 import platform
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,13 +38,15 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from logfire_io.server import LocalLogfire, synth_metrics, synth_records
+from logfire_io.schema import METRICS_SCHEMA, RECORDS_SCHEMA
+from logfire_io.server import synth_metrics, synth_records
 from logfire_io.server.engine import Engine, QuerySpec
-from logfire_io.server.tables import write_for_workers
+from logfire_io.server.tables import conform, load, write_for_workers
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 END = datetime(2026, 1, 1, tzinfo=UTC)
 BULK = "SELECT * FROM records_all LIMIT 10000"
@@ -96,6 +103,29 @@ class Raw:
         return data
 
 
+@contextlib.contextmanager
+def _serve(records: pa.Table, metrics: pa.Table, tmp: Path) -> Iterator[tuple[str, str]]:
+    """``logfire-io serve`` in its own process (as a user runs it), over these tables; yields URL and token."""
+    pq.write_table(records, tmp / "records.parquet")
+    pq.write_table(metrics, tmp / "metrics.parquet")
+    command = [sys.executable, "-m", "logfire_io._cli", "serve", "--port", "0", "--read-token", "pylf_v1_local_bench"]
+    command += ["--records", str(tmp / "records.parquet"), "--metrics", str(tmp / "metrics.parquet")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # default workers: 2 on 2 cores
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        while not any("Ctrl-C" in line for line in lines):
+            line = process.stdout.readline()
+            if not line:
+                msg = "the server exited before it was ready"
+                raise RuntimeError(msg)
+            lines.append(line)
+        yield next(line.split()[-1] for line in lines if "base URL" in line), "pylf_v1_local_bench"
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+
+
 def _timed(func: Callable[[], object]) -> float:
     started = time.perf_counter()
     func()
@@ -110,11 +140,14 @@ def main() -> None:
 
     records = synth_records(args.rows, end=END, span=timedelta(days=2))
     metrics = synth_metrics(args.rows // 10, end=END, span=timedelta(days=2))
-    with tempfile.TemporaryDirectory() as tmp, LocalLogfire(records=records, metrics=metrics, workers=2) as srv:
-        paths = write_for_workers({"records_all": records, "metrics": metrics}, Path(tmp))
-        engine = Engine(paths, memory_limit=2 << 30)
-        raw = Raw(srv.base_url, srv.read_token)
-        client = httpx.Client(base_url=srv.base_url, headers={"authorization": srv.read_token}, timeout=60)
+    with tempfile.TemporaryDirectory() as tmp, _serve(records, metrics, Path(tmp)) as (base_url, token):
+        tables = {
+            "records_all": conform(load(Path(tmp) / "records.parquet"), RECORDS_SCHEMA, "records"),
+            "metrics": conform(load(Path(tmp) / "metrics.parquet"), METRICS_SCHEMA, "metrics"),
+        }
+        engine = Engine(write_for_workers(tables, Path(tmp)), memory_limit=2 << 30)
+        raw = Raw(base_url, token)
+        client = httpx.Client(base_url=base_url, headers={"authorization": token}, timeout=60)
         sizes = (len(raw.post(BULK, ARROW)) / 1e6, engine_alone(engine).size / 1e6)
         cases: dict[str, Callable[[], object]] = {
             "engine alone: plan, run, IPC bytes (in-process)": lambda: engine_alone(engine),
@@ -135,16 +168,17 @@ def main() -> None:
         samples: dict[str, list[float]] = {name: [] for name in cases}
         for _ in range(args.rounds):
             for name, func in cases.items():
+                time.sleep(0.02)
                 samples[name].append(_timed(func))
         client.close()
     medians = {name: statistics.median(values) * 1000 for name, values in samples.items()}
     names = list(cases)
     bulk_ratio = medians[names[1]] / medians[names[0]]
     tiny_ratio = medians[names[4]] / medians[names[3]]
-    load = os.getloadavg()
+    averages = os.getloadavg()
     print(f"Command: `python benchmarks/server_speed.py {' '.join(sys.argv[1:])}`".replace(" `", "`"))
     print(f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cores; Python {platform.python_version()}")
-    print(f"Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min)")
+    print(f"Load average at the end: {averages[0]:.1f} / {averages[1]:.1f} / {averages[2]:.1f} (1 / 5 / 15 min)")
     print(
         f"{args.rows:,} records; medians of {args.rounds} interleaved rounds; "
         f"Arrow body over HTTP {sizes[0]:.2f} MB, from the engine alone {sizes[1]:.2f} MB"

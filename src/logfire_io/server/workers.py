@@ -55,9 +55,10 @@ __all__ = [
 HEADER = struct.Struct(">cQ")
 """A frame's header: its kind (one byte) and its payload's length."""
 
-_PIPE_BYTES = 1 << 20
-"""Pipe capacity asked of Linux for worker answers: fewer, larger reads than the default 64 KiB."""
-_CHUNK = 1 << 20
+_PIPE_BYTES = 16 << 20
+"""Pipe capacity asked of Linux for worker answers: a typical answer fits, so it crosses in one or two wake-ups
+of each side instead of one per 64 KiB (which, on a busy machine, each wait for a time slice)."""
+_CHUNK = 16 << 20
 """The largest piece of an answer relayed at once."""
 _ABANDON_SECONDS = 1.0
 """How long an abandoned query may take to finish and drain before its worker is killed instead."""
@@ -134,8 +135,10 @@ class _Worker:
 
     def __init__(self, pid: int, to_worker: int, from_worker: int) -> None:
         self._pid, self._in, self._out = pid, to_worker, from_worker
-        with contextlib.suppress(OSError):  # Linux only; a smaller pipe only costs a few more reads
-            fcntl.fcntl(self._out, 1031, _PIPE_BYTES)  # F_SETPIPE_SZ
+        for size in (_PIPE_BYTES, 1 << 20):  # above 1 MiB needs privileges; a smaller pipe costs more wake-ups
+            with contextlib.suppress(OSError):  # F_SETPIPE_SZ, Linux only
+                fcntl.fcntl(self._out, 1031, size)
+                break
         os.set_blocking(self._in, False)
         os.set_blocking(self._out, False)
         self._buffer = bytearray()
@@ -200,7 +203,7 @@ class _Worker:
     async def read_exactly(self, size: int) -> bytes:
         """Exactly ``size`` bytes; what has arrived stays buffered if the caller is cancelled meanwhile."""
         while len(self._buffer) < size:
-            self._buffer += await self.read_some(max(size - len(self._buffer), _CHUNK))
+            self._buffer += await self.read_some(size - len(self._buffer))
         piece = bytes(self._buffer[:size])
         del self._buffer[:size]
         return piece
