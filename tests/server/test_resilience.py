@@ -21,8 +21,9 @@ from logfire_io.server import LocalLogfire
 from tests.server.helpers import SLOW, assert_prompt_select_1, raw_request, wait_until_full
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def small() -> Iterator[LocalLogfire]:
+    """Shared: every test leaves the pool full again (and checks it), so the next starts from a healthy server."""
     with LocalLogfire(demo_rows=3_000, workers=2, deadline=8) as srv:
         yield srv
 
