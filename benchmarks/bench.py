@@ -334,9 +334,10 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=100.0)
     parser.add_argument(
         "--gzip",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="let the server gzip answers when the client accepts it (both clients do, as httpx does by default)",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="the server's gzip policy for clients that accept it, as `logfire-io serve --gzip` (both clients do, "
+        "as httpx does by default); auto: everything but Arrow to loopback",
     )
     parser.add_argument("--variants", help="comma-separated bulk variants to run (default: all)")
     args = parser.parse_args()
@@ -350,7 +351,11 @@ def main() -> None:
     if args.which in {"all", "bulk", "single", "decode", "server"}:
         started = time.perf_counter()
         with LocalLogfire(
-            demo_rows=args.rows, demo_end=END, latency_ms=args.latency_ms, workers=2, gzip=args.gzip
+            demo_rows=args.rows,
+            demo_end=END,
+            latency_ms=args.latency_ms,
+            workers=2,
+            gzip={"auto": "auto", "always": True, "never": False}[args.gzip],
         ) as srv:
             out.insert(
                 3,
@@ -363,8 +368,7 @@ def main() -> None:
                         srv,
                         args.rows,
                         args.variants.split(",") if args.variants else BULK_VARIANTS,
-                        f"Bulk read: all {args.rows:,} records ({args.latency_ms:g} ms latency, "
-                        f"gzip {'on' if args.gzip else 'off'})",
+                        f"Bulk read: all {args.rows:,} records ({args.latency_ms:g} ms latency, gzip {args.gzip})",
                     )
                 )
             if args.which in {"all", "single"}:

@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import pyarrow as pa
 
@@ -56,23 +56,114 @@ def _timestamp(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+_SIZE = re.compile(r"^(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>[kmg]?)(?:i?b)?$", re.IGNORECASE)
+
+
+def _size(text: str) -> int:
+    """Bytes from ``1048576``, ``512KiB``, ``1MiB``, ``2GB`` (units are powers of 1024)."""
+    match = _SIZE.match(text.strip())
+    if match is None or float(match["n"]) <= 0:
+        msg = f"expected a positive size like 1048576, 512KiB, 1MiB or 2GiB, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return int(float(match["n"]) * 1024 ** " kmg".index(match["unit"].lower() or " "))
+
+
+def _whole(text: str, low: int, high: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        msg = f"expected {what}, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _port(text: str) -> int:
+    return _whole(text, 0, 65535, "a port number from 0 to 65535")
+
+
+def _count(text: str) -> int:
+    return _whole(text, 0, sys.maxsize, "a whole number >= 0")
+
+
+def _positive(text: str) -> int:
+    return _whole(text, 1, sys.maxsize, "a whole number >= 1")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit code 2), pointing at ``--help``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="logfire-io", description="Get Pydantic Logfire data into dataframes.")
+    parser = _Parser(prog="logfire-io", description="Get Pydantic Logfire data into dataframes.")
     parser.add_argument("--version", action="version", version=f"logfire-io {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run a local Logfire-compatible query server")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on, 0 for any free one (default: 8000)")
-    serve.add_argument("--demo-rows", type=int, default=100_000, help="synthetic records to serve (default: 100,000)")
-    serve.add_argument("--records", type=Path, help="Parquet file of records to serve instead")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, loopback only)")
+    serve.add_argument(
+        "--port", type=_port, default=8000, help="port to listen on; 0 picks a free one (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--demo-rows", type=_count, default=100_000, help="synthetic records to serve (default: %(default)s)"
+    )
+    serve.add_argument("--records", type=Path, help="Parquet file of records to serve instead of synthetic ones")
     serve.add_argument("--metrics", type=Path, help="Parquet file of metrics to serve")
-    serve.add_argument("--read-token", help="the token clients must send (default: a random one)")
-    serve.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every query answer")
-    serve.add_argument("--faults", help="random faults, e.g. '429:0.1,reset:0.05'")
+    serve.add_argument("--read-token", help="the token clients must send (default: a random one, printed)")
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        help="query worker processes, so queries that run at once (default: the CPU count, at least 2)",
+    )
+    serve.add_argument(
+        "--deadline",
+        type=float,
+        default=30.0,
+        help="seconds a query request may take, answer included; longer queries are stopped (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--memory-limit",
+        type=_size,
+        default="2GiB",
+        help="DataFusion operator memory per worker (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=_size,
+        default="1MiB",
+        help="largest request body accepted; larger ones get 413 unread (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-result-bytes",
+        type=_size,
+        default="256MiB",
+        help="largest query result; a query over it fails with a clear 400 (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--gzip",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="compress answers for clients that accept gzip; auto: all but Arrow to loopback (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--latency-ms", type=float, default=0.0, help="delay added to every query answer, as a network would"
+    )
+    serve.add_argument(
+        "--faults", help="random faults, e.g. '429:0.1,reset:0.05' (kinds: 429 500 502 503 401 reset truncate slow)"
+    )
     serve.add_argument("--fault-seed", type=int, help="seed for a reproducible fault schedule")
-    serve.add_argument("--bounds", default="[)", choices=["[)", "[]", "(]", "()"], help="time window semantics")
-    serve.add_argument("--deadline", type=float, default=30.0, help="seconds a query may run (default: 30)")
+    serve.add_argument(
+        "--bounds",
+        default="[)",
+        choices=["[)", "[]", "(]", "()"],
+        metavar="BOUNDS",
+        help="min/max_timestamp semantics: one of '[)' '[]' '(]' '()', [ and ] inclusive (default: '[)')",
+    )
 
     query = commands.add_parser("query", help="run a query and export every row, sliced past the row cap")
     query.add_argument("sql", metavar="SQL", help="the query, in Logfire's SQL")
@@ -141,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "query":
             return _query(args)
         return _demo(args)
-    except (LogfireIOError, ValueError, OSError, ImportError) as exc:
+    except (LogfireIOError, ValueError, OSError, ImportError) as exc:  # OSError: a port in use, a missing file
         print(f"logfire-io: error: {_in_flags(scrub(str(exc), token), args)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -164,6 +255,11 @@ def _serve(args: argparse.Namespace) -> int:
         fault_seed=args.fault_seed,
         bounds=args.bounds,
         deadline=args.deadline,
+        workers=args.workers,
+        memory_limit=args.memory_limit,
+        max_body_bytes=args.max_body_bytes,
+        max_result_bytes=args.max_result_bytes,
+        gzip={"auto": "auto", "always": True, "never": False}[args.gzip],
     )
 
     def announce(running: LocalLogfire) -> None:
@@ -172,9 +268,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"  read token: {running.read_token}")
         print(f"  try: LOGFIRE_BASE_URL={running.base_url} LOGFIRE_READ_TOKEN={running.read_token} \\")
         print("       logfire-io query 'SELECT span_name, count(*) FROM records GROUP BY 1'")
-        print("Press Ctrl-C to stop.", flush=True)
+        print(f"  {running.workers} query workers. Press Ctrl-C to stop.", flush=True)
 
     server.serve_forever(on_ready=announce)
+    print("Local Logfire stopped; its temporary tables are removed.", flush=True)
     return 0
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import secrets
+import signal
 import socket
 import tempfile
 import threading
@@ -13,14 +17,14 @@ from typing import TYPE_CHECKING, Self
 import uvicorn
 
 from logfire_io.schema import METRICS_SCHEMA, RECORDS_SCHEMA
-from logfire_io.server.app import QueryLogEntry, ServerState, create_app
+from logfire_io.server.app import GzipPolicy, QueryLogEntry, ServerState, create_app
 from logfire_io.server.faults import FaultPlan, parse_faults, quiet_injected_resets
 from logfire_io.server.synth import DEFAULT_SPAN, synth_metrics, synth_records
 from logfire_io.server.tables import TableSource, conform, load, write_for_workers
-from logfire_io.server.workers import WorkerPool
+from logfire_io.server.workers import WorkerPids, WorkerPool
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
     from types import TracebackType
 
     from logfire_io.server.engine import Bounds
@@ -28,6 +32,31 @@ if TYPE_CHECKING:
 __all__ = ["LocalLogfire"]
 
 _BOUNDS = ("[)", "[]", "(]", "()")
+
+
+def default_workers() -> int:
+    """The CPU count, at least 2 (the client reads with 4 requests in flight by default)."""
+    return max(2, os.cpu_count() or 2)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a stop signal only stops it.
+
+    uvicorn re-raises SIGTERM once it has shut down, which kills the process before ``LocalLogfire.close()``
+    can remove the temporary tables; here SIGTERM and SIGINT both just end ``serve_forever()``.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _fresh_end() -> datetime:
@@ -59,11 +88,18 @@ class LocalLogfire:
         Whether ``min_timestamp``/``max_timestamp`` are inclusive (``[``/``]``) or exclusive (``(``/``)``).
         The real service's semantics are unverified; the default is half-open ``"[)"``.
     deadline
-        Seconds a query may run before it is stopped (its worker process is killed) and answered with a 400.
+        Seconds a query request may take from its first byte to its last, including waiting for a worker and
+        sending the answer. A query still running then is stopped (its worker process is killed) and answered
+        with a 400; an answer still being sent is cut off.
     memory_limit
         Bytes of DataFusion operator memory per query worker.
     workers
-        Number of query worker processes (queries that run at once).
+        Number of query worker processes (queries that run at once); default: the CPU count, at least 2.
+    max_body_bytes
+        Largest request body accepted (SQL text is small); larger ones get a 413 without being read.
+    max_result_bytes
+        Largest query result a worker will hold or send (the Arrow data, and the encoded body); a query over it
+        fails with a 400 that says so, instead of growing memory without bound.
     latency_ms
         Delay added before every query answer, to model a real network and engine.
     faults, fault_seed
@@ -74,7 +110,9 @@ class LocalLogfire:
     api_versions
         Which query endpoints exist (``{"v1", "v2"}``); drop one to imitate an older or newer service.
     gzip
-        Compress responses when the client accepts gzip.
+        Compress answers when the client accepts gzip: ``True``, ``False``, or ``"auto"`` (the default), which
+        compresses everything but Arrow streams to a loopback client (there, compressing costs several times
+        more than sending the bytes).
     """
 
     def __init__(
@@ -92,16 +130,32 @@ class LocalLogfire:
         bounds: Bounds = "[)",
         deadline: float = 30.0,
         memory_limit: int = 2 << 30,
-        workers: int = 2,
+        workers: int | None = None,
+        max_body_bytes: int = 1 << 20,
+        max_result_bytes: int = 256 << 20,
         latency_ms: float = 0.0,
         faults: str | dict[str, float] | None = None,
         fault_seed: int | None = None,
         rate_limit: float | None = None,
         api_versions: Iterable[str] = ("v1", "v2"),
-        gzip: bool = True,
+        gzip: GzipPolicy = "auto",
     ) -> None:
         if bounds not in _BOUNDS:
             msg = f"`bounds` must be one of {_BOUNDS}, got {bounds!r}"
+            raise ValueError(msg)
+        for name, value in (
+            ("deadline", deadline),
+            ("max_body_bytes", max_body_bytes),
+            ("max_result_bytes", max_result_bytes),
+        ):
+            if value <= 0:
+                msg = f"`{name}` must be > 0, got {value!r}"
+                raise ValueError(msg)
+        if workers is not None and workers < 1:
+            msg = f"`workers` must be at least 1, got {workers!r}"
+            raise ValueError(msg)
+        if gzip not in (True, False, "auto"):
+            msg = f"`gzip` must be True, False or 'auto', got {gzip!r}"
             raise ValueError(msg)
         if demo_rows < 0:
             msg = f"`demo_rows` must be >= 0, got {demo_rows}"
@@ -124,7 +178,9 @@ class LocalLogfire:
         paths = write_for_workers({"records_all": records_table, "metrics": metrics_table}, Path(self._tmp.name))
         self.num_records, self.num_metrics = records_table.num_rows, metrics_table.num_rows
         del records_table, metrics_table
-        self._pool = WorkerPool(paths, size=workers, memory_limit=memory_limit)
+        self._pool = WorkerPool(
+            paths, size=default_workers() if workers is None else workers, memory_limit=memory_limit
+        )
         self._state = ServerState(
             read_token=self.read_token,
             pool=self._pool,
@@ -133,9 +189,11 @@ class LocalLogfire:
             deadline=deadline,
             latency_ms=latency_ms,
             rate_limit=rate_limit,
+            max_body_bytes=max_body_bytes,
+            max_result_bytes=max_result_bytes,
+            gzip=gzip,
             api_versions=frozenset(api_versions),
         )
-        self._gzip = gzip
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -158,53 +216,74 @@ class LocalLogfire:
         """The query requests received so far, oldest first (the last 1,000)."""
         return list(self._state.query_log)
 
+    @property
+    def worker_pids(self) -> WorkerPids:
+        """Process ids of the query workers, ``.idle``, ``.busy`` and ``.starting`` (for tests that kill them)."""
+        return self._pool.pids
+
+    @property
+    def workers(self) -> int:
+        """The size of the query worker pool, which the server keeps whatever happens to a worker."""
+        return self._pool.size
+
     def _config(self) -> uvicorn.Config:
         quiet_injected_resets()
-        app = create_app(self._state, gzip=self._gzip)
+        app = create_app(self._state)
         return uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1)
 
     def _bind(self) -> socket.socket:
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and without it
+        # every small answer waits for a delayed ACK (about 40 ms on Linux).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self._port))
+        try:
+            sock.bind((self.host, self._port))
+        except OSError as exc:
+            sock.close()
+            reason = "the port is already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+            msg = f"cannot listen on {self.host}:{self._port}: {reason} (choose another port, or 0 for any free one)"
+            raise OSError(msg) from None
         sock.listen(512)
         self._socket = sock
         return sock
 
     def start(self) -> Self:
-        """Start serving in a background thread; returns once the server accepts connections."""
+        """Start serving in a background thread; returns once the server and all its workers are ready."""
         sock = self._bind()
-        self._server = uvicorn.Server(self._config())
+        self._server = _Server(self._config())
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()
-        self._pool.wait_ready()
         while not self._server.started:
             if not self._thread.is_alive():
+                self.close()
                 msg = "the local server failed to start; see the log above"
                 raise RuntimeError(msg)
             threading.Event().wait(0.01)
         return self
 
     def serve_forever(self, on_ready: Callable[[LocalLogfire], None] | None = None) -> None:
-        """Serve in this thread until interrupted (Ctrl-C); ``on_ready`` is called once it is listening."""
-        sock = self._bind()
-        self._pool.wait_ready()
-        if on_ready is not None:
-            on_ready(self)
-        self._server = uvicorn.Server(self._config())
+        """Serve in this thread until SIGINT (Ctrl-C) or SIGTERM; ``on_ready`` is called once it is listening."""
         try:
+            sock = self._bind()
+            self._server = _Server(self._config())
+            if on_ready is not None:
+                self._state.on_ready = lambda: on_ready(self)
             self._server.run(sockets=[sock])
+            if not self._server.started:
+                msg = "the local server failed to start; see the log above"
+                raise RuntimeError(msg)
         finally:
             self.close()
 
     def close(self) -> None:
-        """Stop serving and release the workers and files."""
+        """Stop serving and release the workers and files (also after a failed start)."""
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
-        self._pool.close()
+        self._pool.terminate()
         if self._socket is not None:
             self._socket.close()
         self._tmp.cleanup()

@@ -1,50 +1,64 @@
 """The HTTP face of the local server: Logfire's query and metadata endpoints, as Starlette routes.
 
-Endpoints are plain ``def`` functions (Starlette runs them in its thread pool) that validate, raise
-:class:`ApiError` for anything wrong, and hand the query to a worker. One exception handler renders every
+The query endpoints are ``async``: they check the token before reading the body, read at most
+``max_body_bytes`` of it, validate (raising :class:`ApiError` for anything wrong), and return a
+:class:`QueryResponse`, which runs the query on a worker process and relays the body the worker encoded, while
+watching for the client going away. Nothing CPU-heavy runs in this process. One exception handler renders every
 error as Logfire does: ``{"detail": ...}``, or RFC 9457 problem details when the client prefers them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
+import logging
 import threading
 import time
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
-import pyarrow as pa
 from starlette.applications import Starlette
-from starlette.concurrency import iterate_in_threadpool
-from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.requests import ClientDisconnect
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from logfire_io.schema import METRICS_SCHEMA, RECORDS_SCHEMA, sql_type_name
-from logfire_io.server.encode import encode_csv, encode_v1_json, encode_v2_json
-from logfire_io.server.engine import Bounds, QueryError, QuerySpec
-from logfire_io.server.faults import STATUS_FAULTS, FaultPlan, InjectedReset
+from logfire_io.server.engine import Bounds, QuerySpec
+from logfire_io.server.faults import STATUS_FAULTS, FaultPlan, InjectedReset, ResponseCut
 from logfire_io.server.project_page import project_route
-from logfire_io.server.workers import QueryStream, QueryTimeout, WorkerDied, WorkerPool, WorkersBusy
+from logfire_io.server.workers import (
+    Answer,
+    BodyFormat,
+    QueryFailed,
+    QueryTimeout,
+    WorkerDied,
+    WorkerPool,
+    WorkerRequest,
+    WorkersBusy,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator, Callable
 
     from starlette.requests import Request
+    from starlette.types import Receive, Scope, Send
 
-__all__ = ["ApiError", "QueryLogEntry", "ServerState", "create_app"]
+__all__ = ["ApiError", "GzipPolicy", "QueryLogEntry", "QueryResponse", "ServerState", "create_app"]
 
 MAX_LIMIT = 10_000
 ARROW_MEDIA_TYPE = "application/vnd.apache.arrow.stream"
 _MEDIA_TYPES = {"application/json": "json", ARROW_MEDIA_TYPE: "arrow", "text/csv": "csv"}
 Format = Literal["json", "arrow", "csv"]
 _EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+GzipPolicy = bool | Literal["auto"]
+"""Whether answers are gzipped for clients that accept it: always, never, or ``"auto"`` (not Arrow to loopback)."""
+
+log = logging.getLogger("logfire_io.server")
 
 
 class ApiError(Exception):
@@ -78,6 +92,11 @@ class ServerState:
     deadline: float = 30.0
     latency_ms: float = 0.0
     rate_limit: float | None = None
+    max_body_bytes: int = 1 << 20
+    max_result_bytes: int = 256 << 20
+    gzip: GzipPolicy = "auto"
+    on_ready: Callable[[], None] | None = None
+    """Called once the workers are ready (``serve`` prints the URL and token then)."""
     api_versions: frozenset[str] = frozenset({"v1", "v2"})
     organization_name: str = "local"
     project_name: str = "logfire-io-local"
@@ -102,15 +121,20 @@ def _state(request: Request) -> ServerState:
     return state
 
 
+_UNREAD_BODY = {"Connection": "close"}
+"""Headers of an error answered before the body was read: the connection goes, and the rest of the body with it."""
+
+
 def _check_token(request: Request) -> ServerState:
     state = _state(request)
     given = request.headers.get("authorization", "")
     if given[:7].lower() == "bearer ":
         given = given[7:]
+    headers = _UNREAD_BODY if request.method == "POST" else None
     if not given:
-        raise ApiError(401, "missing read token: send it in the `Authorization` header")
+        raise ApiError(401, "missing read token: send it in the `Authorization` header", headers)
     if not hmac.compare_digest(given.strip().encode(), state.read_token.encode()):
-        raise ApiError(401, "invalid read token")
+        raise ApiError(401, "invalid read token", headers)
     return state
 
 
@@ -210,6 +234,9 @@ def _v2_query(body: Any) -> _Query:
         isinstance(environments, list) and all(isinstance(e, str) for e in environments)
     ):
         raise ApiError(422, "`deployment_environment` must be a list of strings")
+    explain = body.get("explain", False)
+    if not isinstance(explain, bool):
+        raise ApiError(422, f"`explain` must be a JSON boolean (true or false), got {explain!r}")
     timezone = body.get("timezone") or "UTC"
     if not isinstance(timezone, str):
         raise ApiError(422, f"`timezone` must be a string, got {timezone!r}")
@@ -221,7 +248,7 @@ def _v2_query(body: Any) -> _Query:
             max_timestamp=_timestamp("max_timestamp", body.get("max_timestamp")),
             timezone=timezone,
             environments=tuple(environments) if environments is not None else None,
-            explain=bool(body.get("explain", False)),
+            explain=explain,
         )
     )
 
@@ -238,8 +265,8 @@ def _v1_query(request: Request) -> tuple[_Query, bool]:
     return _validated(query), flag in {"true", "1", "yes"}
 
 
-def _run(state: ServerState, query: _Query) -> QueryStream:
-    spec = QuerySpec(
+def _spec(state: ServerState, query: _Query) -> QuerySpec:
+    return QuerySpec(
         sql=query.sql,
         limit=query.limit,
         min_timestamp=_micros(query.min_timestamp),
@@ -249,64 +276,166 @@ def _run(state: ServerState, query: _Query) -> QueryStream:
         explain=query.explain,
         bounds=state.bounds,
     )
-    with _worker_errors(state):
-        return state.pool.submit(spec, time.monotonic() + state.deadline)
 
 
-@contextmanager
-def _worker_errors(state: ServerState) -> Iterator[None]:
-    """Map what a query worker can report, while planning or while streaming, to the client's error response."""
+def _error_for(state: ServerState, exc: Exception) -> ApiError:
+    """The client's error response for what the worker pool reported."""
+    if isinstance(exc, QueryFailed):
+        return ApiError(400, str(exc))
+    if isinstance(exc, QueryTimeout):
+        return ApiError(400, f"query exceeded the server's deadline of {state.deadline:g} s and was stopped")
+    if isinstance(exc, WorkersBusy):
+        return ApiError(503, "every query worker is busy; retry shortly", {"Retry-After": "1"})
+    return ApiError(500, "the query worker died while running the query (out of memory?)")
+
+
+def _accepts_gzip(header: str) -> bool:
+    for part in header.split(","):
+        coding, *params = (p.strip() for p in part.split(";"))
+        if coding.lower() in {"gzip", "x-gzip", "*"}:
+            return not any(p.replace(" ", "") in {"q=0", "q=0.0", "q=0.00", "q=0.000"} for p in params)
+    return False
+
+
+def _compress(request: Request, state: ServerState, fmt: Format) -> bool:
+    """Whether to gzip this answer: when the client accepts it, but under ``"auto"`` not an Arrow stream to loopback.
+
+    On loopback, compressing Arrow costs several times more CPU than sending it as it is.
+    """
+    if state.gzip is False or not _accepts_gzip(request.headers.get("accept-encoding", "")):
+        return False
+    if state.gzip == "auto" and fmt == "arrow":
+        host = request.client.host if request.client else ""
+        return not (host.startswith("127.") or host in {"::1", "localhost"})
+    return True
+
+
+async def _read_body(request: Request, state: ServerState, deadline: float) -> bytes:
+    """The request body, refused with 413 as soon as it is known to be over the limit (unread when declared)."""
+    limit = state.max_body_bytes
+    declared = request.headers.get("content-length", "")
+    hint = "this server accepts at most {limit:,} bytes (`max_body_bytes` / `--max-body-bytes`)"
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"the request body is {int(declared):,} bytes; " + hint.format(limit=limit), _UNREAD_BODY)
+    chunks, size = [], 0
     try:
-        yield
-    except QueryError as exc:
-        raise ApiError(400, str(exc)) from None
-    except QueryTimeout:
-        raise ApiError(400, f"query exceeded the server's deadline of {state.deadline:g} s and was stopped") from None
-    except WorkersBusy:
-        raise ApiError(503, "every query worker is busy; retry shortly", {"Retry-After": "1"}) from None
-    except WorkerDied:
-        raise ApiError(500, "the query worker died while running the query (out of memory?)") from None
+        async with asyncio.timeout_at(deadline):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, "the request body is too large; " + hint.format(limit=limit), _UNREAD_BODY)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(408, f"the request body did not arrive within the deadline of {state.deadline:g} s") from None
+    except ClientDisconnect:  # nobody will read the answer; this only keeps the error log for real errors
+        raise ApiError(400, "the client went away while sending the request body") from None
+    return b"".join(chunks)
 
 
-def _table(state: ServerState, stream: QueryStream) -> pa.Table:
-    with _worker_errors(state):
-        return pa.ipc.open_stream(stream.read_all()).read_all()
-
-
-def _apply_fault(fault: str | None, pieces: Iterator[bytes], *, arrow: bool) -> Iterator[bytes]:
-    """Pass the body through, cut, truncated or slowed as the fault asks."""
-    if fault is None:
-        yield from pieces
-        return
-    body = b"".join(pieces)
+def _faulted(fault: str, body: bytes, *, arrow: bool) -> tuple[list[bytes], bool]:
+    """The pieces to send for a body fault, and whether the connection is reset after them."""
     if fault == "slow":
         step = max(1, len(body) // 20)
-        for start in range(0, len(body), step):
-            time.sleep(0.05)
-            yield body[start : start + step]
-        return
-    cut = body[: -len(_EOS)] if arrow and body.endswith(_EOS) else body[: len(body) // 2]
+        return [body[start : start + step] for start in range(0, len(body), step)], False
     if fault == "truncate":
-        yield cut
-        return
-    yield body[: len(body) // 2]
-    msg = "injected fault: connection reset mid-body"
-    raise InjectedReset(msg)
+        return [body[: -len(_EOS)] if arrow and body.endswith(_EOS) else body[: len(body) // 2]], False
+    return [body[: len(body) // 2]], True
 
 
-async def _closing(stream: QueryStream, pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
-    """Stream ``pieces`` from a thread; if the client goes away, abandon the query instead of leaking its worker."""
-    try:
-        async for piece in iterate_in_threadpool(pieces):
-            yield piece
-    finally:
-        stream.close()
+async def _disconnected(receive: Receive) -> None:
+    """Return once the client has gone away."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
-def _prelude(request: Request, state: ServerState) -> str | None:
+class QueryResponse:
+    """An ASGI response that runs one query on a worker and relays its answer.
+
+    It watches the connection the whole time: if the client goes away (while the query waits for a worker, runs,
+    or is being sent), the work is cancelled at once and the pool stops the query (see :class:`WorkerPool`). The
+    request's deadline covers all of it; once the answer has started, a deadline or a worker death can only cut
+    the connection, which the client sees as a truncated body.
+    """
+
+    def __init__(
+        self,
+        state: ServerState,
+        job: WorkerRequest,
+        *,
+        media_type: str,
+        deadline: float,
+        fault: str | None,
+        problem: bool,
+    ) -> None:
+        self._state, self._job, self._media_type = state, job, media_type
+        self._deadline, self._fault, self._problem = deadline, fault, problem
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer, unless the client leaves first: then the work is cancelled and the pool settles the worker."""
+        work = asyncio.ensure_future(self._respond(scope, receive, send))
+        gone = asyncio.ensure_future(_disconnected(receive))
+        try:
+            await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+
+    async def _respond(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            answer = await self._state.pool.query(self._job.to_json(), self._deadline)
+        except (QueryFailed, QueryTimeout, WorkersBusy, WorkerDied) as exc:
+            await _error_response(_error_for(self._state, exc), problem=self._problem)(scope, receive, send)
+            return
+        try:
+            async with asyncio.timeout_at(self._deadline):
+                if self._fault is None:
+                    await self._relay(answer, send)
+                else:
+                    await self._send_faulted(b"".join([p async for p in answer.chunks()]), send)
+        except TimeoutError:
+            msg = f"the deadline of {self._state.deadline:g} s passed while the answer was being sent"
+            log.warning("response cut: %s", msg)
+            raise ResponseCut(msg) from None
+        except WorkerDied:
+            msg = "the query worker died while its answer was being sent"
+            log.warning("response cut: %s", msg)
+            raise ResponseCut(msg) from None
+        finally:
+            answer.close()
+
+    async def _relay(self, answer: Answer, send: Send) -> None:
+        headers = [(b"content-type", self._media_type.encode()), (b"content-length", str(answer.length).encode())]
+        if answer.gzipped:
+            headers.append((b"content-encoding", b"gzip"))
+        headers.append((b"vary", b"accept-encoding"))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        async for piece in answer.chunks():
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+            await asyncio.sleep(0)  # let the loop see a lost connection (and serve others) between pieces
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _send_faulted(self, body: bytes, send: Send) -> None:
+        assert self._fault is not None
+        pieces, reset = _faulted(self._fault, body, arrow=self._job.format == "arrow")
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", self._media_type.encode())]}
+        )
+        for piece in pieces:
+            if self._fault == "slow":
+                await asyncio.sleep(0.05)
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        if reset:
+            msg = "injected fault: connection reset mid-body"
+            raise InjectedReset(msg)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _prelude(state: ServerState) -> str | None:
     """Latency, rate limit and status faults shared by both query endpoints; returns a body fault."""
     if state.latency_ms:
-        time.sleep(state.latency_ms / 1000)
+        await asyncio.sleep(state.latency_ms / 1000)
     wait = state.take_rate_slot()
     if wait:
         raise ApiError(429, "rate limit exceeded", {"Retry-After": str(max(1, round(wait)))})
@@ -320,45 +449,61 @@ def _prelude(request: Request, state: ServerState) -> str | None:
     return fault
 
 
-def _respond(state: ServerState, endpoint: str, query: _Query, fmt: Format, fault: str | None, encode: Any) -> Response:
+_BODY_FORMATS: dict[Format, BodyFormat] = {"arrow": "arrow", "csv": "csv"}
+_MEDIA = {"arrow": ARROW_MEDIA_TYPE, "csv": "text/csv; charset=utf-8", "json": "application/json"}
+
+
+async def _query(
+    request: Request,
+    state: ServerState,
+    endpoint: str,
+    query: _Query,
+    fmt: Format,
+    json_body: BodyFormat,
+    deadline: float,
+) -> Response:
+    fault = await _prelude(state)
     state.query_log.append(
         QueryLogEntry(endpoint, query.sql, fmt, query.limit, query.min_timestamp, query.max_timestamp)
     )
-    stream = _run(state, query)
-    if fmt == "arrow":
-        return StreamingResponse(
-            _closing(stream, _apply_fault(fault, iter(stream), arrow=True)), media_type=ARROW_MEDIA_TYPE
-        )
-    table = _table(state, stream)
-    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
-    body = encode_csv(table) if fmt == "csv" else encode(table, stream.plans)
-    return StreamingResponse(_apply_fault(fault, iter([body]), arrow=False), media_type=media)
+    job = WorkerRequest(
+        spec=_spec(state, query),
+        format=_BODY_FORMATS.get(fmt, json_body),
+        gzip=fault is None and _compress(request, state, fmt),
+        max_result_bytes=state.max_result_bytes,
+    )
+    return QueryResponse(  # type: ignore[return-value] # an ASGI response, as Starlette accepts
+        state, job, media_type=_MEDIA[fmt], deadline=deadline, fault=fault, problem=_wants_problem(request)
+    )
 
 
-def query_v2(request: Request) -> Response:
+def _deadline(state: ServerState) -> float:
+    return asyncio.get_running_loop().time() + state.deadline
+
+
+async def query_v2(request: Request) -> Response:
     """``POST /v2/query``: the query API of the service and of the official SDK since 4.35."""
-    state = _check_token(request)
+    state = _check_token(request)  # before the body is read: no work for whoever lacks the token
+    deadline = _deadline(state)
     if "v2" not in state.api_versions:
         raise ApiError(404, "Not Found")
     fmt = _negotiate(request.headers.get("accept"))
     try:
-        body = orjson.loads(request.state.body)
+        body = orjson.loads(await _read_body(request, state, deadline))
     except orjson.JSONDecodeError:
         raise ApiError(422, "the request body is not valid JSON") from None
-    query = _v2_query(body)
-    fault = _prelude(request, state)
-    return _respond(state, "v2", query, fmt, fault, encode_v2_json)
+    return await _query(request, state, "v2", _v2_query(body), fmt, "v2_json", deadline)
 
 
-def query_v1(request: Request) -> Response:
+async def query_v1(request: Request) -> Response:
     """``GET /v1/query``: the older query API, still served, used by SDKs up to 4.34."""
     state = _check_token(request)
+    deadline = _deadline(state)
     if "v1" not in state.api_versions:
         raise ApiError(404, "Not Found")
     fmt = _negotiate(request.headers.get("accept"))
     query, rows = _v1_query(request)
-    fault = _prelude(request, state)
-    return _respond(state, "v1", query, fmt, fault, lambda table, _plans: encode_v1_json(table, rows=rows))
+    return await _query(request, state, "v1", query, fmt, "v1_json_rows" if rows else "v1_json", deadline)
 
 
 def read_token_info(request: Request) -> Response:
@@ -409,10 +554,10 @@ def _wants_problem(request: Request) -> bool:
     return "application/problem+json" in request.headers.get("accept", "").lower()
 
 
-async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    if _wants_problem(request):
-        problem: dict[str, Any] = {
+def _error_response(exc: ApiError, *, problem: bool) -> Response:
+    """Logfire's ``{"detail": ...}``, or RFC 9457 problem details when the client prefers them."""
+    if problem:
+        body: dict[str, Any] = {
             "type": f"https://logfire-io.invalid/problems/{exc.status}",
             "title": _TITLES.get(exc.status, "Error"),
             "status": exc.status,
@@ -421,9 +566,14 @@ async def _api_error(request: Request, exc: Exception) -> Response:
             "error_details": {"detail": exc.detail},
         }
         if "Retry-After" in exc.headers:
-            problem["retry_after"] = float(exc.headers["Retry-After"])
-        return Response(orjson.dumps(problem), exc.status, exc.headers, media_type="application/problem+json")
+            body["retry_after"] = float(exc.headers["Retry-After"])
+        return Response(orjson.dumps(body), exc.status, exc.headers, media_type="application/problem+json")
     return JSONResponse({"detail": exc.detail}, exc.status, exc.headers)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return _error_response(exc, problem=_wants_problem(request))
 
 
 _TITLES = {
@@ -431,6 +581,8 @@ _TITLES = {
     401: "Unauthorized",
     404: "Not Found",
     406: "Not Acceptable",
+    408: "Request Timeout",
+    413: "Content Too Large",
     422: "Invalid request",
     429: "Too Many Requests",
     500: "Internal Server Error",
@@ -438,27 +590,20 @@ _TITLES = {
 }
 
 
-class _ReadBody:
-    """Read the request body before the endpoint runs in the thread pool (``def`` endpoints cannot await it)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        chunks = []
-        more = True
-        while more:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        scope.setdefault("state", {})["body"] = b"".join(chunks)
-        await self.app(scope, receive, send)
+@contextlib.asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Start the query workers in the server's event loop, and stop them when it stops."""
+    state: ServerState = app.state.logfire
+    try:
+        await state.pool.start()
+        if state.on_ready is not None:
+            state.on_ready()
+        yield
+    finally:
+        await state.pool.close()
 
 
-def create_app(state: ServerState, *, gzip: bool = True) -> Starlette:
+def create_app(state: ServerState) -> Starlette:
     """The Starlette application of one local Logfire server."""
     routes = [
         Route("/v2/query", query_v2, methods=["POST"]),
@@ -469,9 +614,6 @@ def create_app(state: ServerState, *, gzip: bool = True) -> Starlette:
         Route("/v1/schemas", schemas, methods=["GET"]),
         project_route(state.organization_name, state.project_name),
     ]
-    middleware = [Middleware(_ReadBody)]
-    if gzip:
-        middleware.insert(0, Middleware(GZipMiddleware, minimum_size=1024, compresslevel=1))
-    app = Starlette(routes=routes, middleware=middleware, exception_handlers={ApiError: _api_error})
+    app = Starlette(routes=routes, exception_handlers={ApiError: _api_error}, lifespan=_lifespan)
     app.state.logfire = state
     return app

@@ -8,6 +8,7 @@ column, so that the ``min_timestamp``/``max_timestamp`` window is a zero-copy sl
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -29,6 +30,9 @@ __all__ = ["Bounds", "Engine", "QueryError", "QuerySpec"]
 
 Bounds = Literal["[)", "[]", "(]", "()"]
 """How ``min_timestamp``/``max_timestamp`` bound the time column: ``[`` inclusive, ``(`` exclusive."""
+
+_rewritten = functools.lru_cache(maxsize=1024)(rewrite)
+"""The dialect rewrite is pure and costs a sqlglot parse (about 1 ms): dashboards and retries repeat their SQL."""
 
 _LOCKED = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
 
@@ -77,6 +81,9 @@ class Engine:
             times = data.column(TIME_COLUMNS[name]).cast(pa.int64()).fill_null(np.iinfo(np.int64).min)
             self._tables[name] = _Table(data, times.to_numpy())
         self._memory_limit = memory_limit
+        self._ctx: SessionContext | None = None  # created on first use: after a fork, never before
+        self._settings: tuple[str, int] | None = None
+        self._windows: dict[str, tuple[object, ...]] = {}
 
     def _window(self, name: str, spec: QuerySpec) -> list[list[pa.RecordBatch]]:
         table = self._tables[name]
@@ -93,27 +100,52 @@ class Engine:
             if "" in spec.environments:
                 keep = pc.or_(pc.fill_null(keep, False), pc.is_null(environment))
             data = data.filter(pc.fill_null(keep, False))
-        batches = data.to_batches(max_chunksize=spec.batch_rows) or [pa.RecordBatch.from_pylist([], data.schema)]
+        # The file's own chunks (64 Ki rows), not batch_rows: each batch costs a registration through the FFI
+        # per column, which for a million rows in 8 Ki batches took longer than many queries do.
+        batches = data.to_batches() or [pa.RecordBatch.from_pylist([], data.schema)]
         half = (len(batches) + 1) // 2
         return [batches[:half], batches[half:]] if len(batches) > 1 else [batches]
 
-    def _context(self, spec: QuerySpec) -> SessionContext:
+    def _new_context(self) -> SessionContext:
         config = (
             SessionConfig()
             .with_target_partitions(2)
-            .with_batch_size(spec.batch_rows)
             .with_information_schema(False)
             .set("datafusion.sql_parser.map_string_types_to_utf8view", "false")
             .set("datafusion.optimizer.expand_views_at_output", "true")
-            .set("datafusion.execution.time_zone", spec.timezone)
         )
         runtime = RuntimeEnvBuilder().with_fair_spill_pool(self._memory_limit).with_disk_manager_disabled()
         ctx = SessionContext(config, runtime)
         register_udfs(ctx)
+        return ctx
+
+    def _context(self, spec: QuerySpec) -> SessionContext:
+        """The session, set up for ``spec``: its time window over each table, its time zone and batch size.
+
+        One session serves every query of this worker (creating one and registering the UDFs costs more than
+        most queries); only what differs per query is replaced. Queries run one at a time, so this is safe.
+        """
+        if self._ctx is None:
+            self._ctx = self._new_context()
+        ctx = self._ctx
+        settings = (spec.timezone, spec.batch_rows)
+        if settings != self._settings:
+            zone = spec.timezone.replace("'", "''")
+            ctx.sql(f"SET datafusion.execution.time_zone = '{zone}'").collect()
+            ctx.sql(f"SET datafusion.execution.batch_size = {int(spec.batch_rows)}").collect()
+            self._settings = settings
+        sql = spec.sql.lower()
         for name in self._tables:
+            # A table the SQL cannot name keeps whatever window it had; one whose window is unchanged is kept.
+            window = (spec.min_timestamp, spec.max_timestamp, spec.bounds, spec.environments)
+            if name.split("_")[0] not in sql or self._windows.get(name) == window:
+                continue
+            ctx.deregister_table(name)
             ctx.register_record_batches(name, self._window(name, spec))
-        if "records_all" in self._tables:
-            ctx.register_view("records", ctx.table("records_all").filter(col("kind") != lit("pending_span")))
+            self._windows[name] = window
+            if name == "records_all":
+                ctx.deregister_table("records")
+                ctx.register_view("records", ctx.table("records_all").filter(col("kind") != lit("pending_span")))
         return ctx
 
     def plan(self, spec: QuerySpec) -> tuple[DataFrame, dict[str, str]]:
@@ -128,7 +160,7 @@ class Engine:
             msg = "the SQL query is empty"
             raise QueryError(msg)
         try:
-            frame = self._context(spec).sql_with_options(rewrite(spec.sql), _LOCKED).limit(spec.limit)
+            frame = self._context(spec).sql_with_options(_rewritten(spec.sql), _LOCKED).limit(spec.limit)
             plans = {}
             if spec.explain:
                 plans = {

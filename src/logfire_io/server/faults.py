@@ -16,24 +16,28 @@ import random
 import threading
 from collections import deque
 
-__all__ = ["FAULT_KINDS", "FaultPlan", "InjectedReset", "parse_faults", "quiet_injected_resets"]
+__all__ = ["FAULT_KINDS", "FaultPlan", "InjectedReset", "ResponseCut", "parse_faults", "quiet_injected_resets"]
 
 FAULT_KINDS = frozenset({"429", "500", "502", "503", "401", "reset", "truncate", "slow"})
 STATUS_FAULTS = frozenset({"429", "500", "502", "503", "401"})
 _NONE = "none"  # a queued place-holder: answer this request normally
 
 
-class InjectedReset(ConnectionResetError):
+class ResponseCut(ConnectionResetError):
+    """Raised inside a response body to drop the connection on purpose, once the status has been sent."""
+
+
+class InjectedReset(ResponseCut):
     """Raised inside a response body to drop the connection on purpose (the ``reset`` fault)."""
 
 
 class _DropInjectedResets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], InjectedReset))
+        return not (record.exc_info and isinstance(record.exc_info[1], ResponseCut))
 
 
 def quiet_injected_resets() -> None:
-    """Keep the server's error log for real errors: a deliberate ``reset`` is not one."""
+    """Keep the server's error log for real errors: a deliberate cut (already logged in one line) is not one."""
     logger = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _DropInjectedResets) for f in logger.filters):
         logger.addFilter(_DropInjectedResets())

@@ -1,172 +1,337 @@
-"""Query worker processes: each runs one query at a time, and is killed if it overruns its deadline.
+"""Query worker processes: each runs one query at a time, and is killed when its query must stop.
 
 DataFusion offers no way to cancel a running query (an aggregation keeps its thread busy until it finishes),
-so the only real deadline is a process boundary. The HTTP process never runs DataFusion itself; it sends a
-:class:`~logfire_io.server.engine.QuerySpec` to a free worker over a pipe and reads back framed messages:
+so the only real way to stop one is a process boundary. The HTTP process never runs DataFusion itself: it
+sends a request to an idle worker over a pipe and relays the answer the worker sends back, one framed message:
 
-``S`` (planned; JSON plans), ``D`` (a piece of the Arrow IPC stream), ``Z`` (done), ``E`` (error; text).
+``B`` (the finished response body: Arrow IPC, JSON or CSV), ``G`` (the same, gzipped), or ``E`` (the query
+failed; the message).
 
-A worker that misses the deadline, or whose reader goes away mid-stream, is killed and replaced.
+The pool lives in the server's event loop and keeps its size whatever happens to a worker: one that dies idle is
+noticed at once (its pipe reaches end-of-file) and replaced; one whose query overruns the deadline is killed and
+replaced; one whose client went away gets a second to finish, its answer is drained and dropped, and it is
+killed and replaced if that takes longer; one that keeps dying while starting is restarted with a growing
+back-off and a log line saying so. A query that
+lands on a worker that has just died is sent once more to a fresh one.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
+import contextlib
+import fcntl
 import json
+import logging
 import os
-import queue
 import select
+import signal
+import socket
 import struct
 import subprocess
 import sys
-import threading
-import time
-from typing import IO, TYPE_CHECKING, Any
+from collections import deque
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Literal
+
+from logfire_io.server.engine import QuerySpec
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import AsyncIterator
 
-__all__ = ["HEADER", "QueryTimeout", "WorkerDied", "WorkerPool", "WorkersBusy"]
+__all__ = [
+    "HEADER",
+    "Answer",
+    "BodyFormat",
+    "QueryFailed",
+    "QueryTimeout",
+    "WorkerDied",
+    "WorkerPids",
+    "WorkerPool",
+    "WorkerRequest",
+    "WorkerStartFailed",
+    "WorkersBusy",
+]
 
-HEADER = struct.Struct(">cI")
+HEADER = struct.Struct(">cQ")
+"""A frame's header: its kind (one byte) and its payload's length."""
+
+_PIPE_BYTES = 16 << 20
+"""Pipe capacity asked of Linux for worker answers: a typical answer fits, so it crosses in one or two wake-ups
+of each side instead of one per 64 KiB (which, on a busy machine, each wait for a time slice)."""
+_CHUNK = 16 << 20
+"""The largest piece of an answer relayed at once."""
+_ABANDON_SECONDS = 1.0
+"""How long an abandoned query may take to finish and drain before its worker is killed instead."""
+_MAX_BACKOFF = 30.0
+_START_SECONDS = 120.0
+"""How long the fork server may take to start (imports and tables), and a forked worker to say it is ready."""
+
+log = logging.getLogger("logfire_io.server")
+
+BodyFormat = Literal["arrow", "v2_json", "v1_json", "v1_json_rows", "csv"]
+"""Which response body a worker produces."""
+_SPEC_FIELDS = tuple(f.name for f in fields(QuerySpec))
 
 
-class QueryTimeout(Exception):
-    """Raised when a query runs past its deadline (its worker has been killed)."""
+@dataclass(frozen=True)
+class WorkerRequest:
+    """What the HTTP process asks of a worker: the query, the body to produce, and the cap on its size."""
+
+    spec: QuerySpec
+    format: BodyFormat
+    gzip: bool
+    max_result_bytes: int
+
+    def to_json(self) -> bytes:
+        """The request as the worker reads it."""
+        spec = {f: getattr(self.spec, f) for f in _SPEC_FIELDS}
+        return json.dumps({**spec, "format": self.format, "gzip": self.gzip, "cap": self.max_result_bytes}).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> WorkerRequest:
+        """The request the HTTP process sent (in the worker)."""
+        raw = json.loads(data)
+        spec = {k: raw[k] for k in _SPEC_FIELDS}
+        if spec["environments"] is not None:
+            spec["environments"] = tuple(spec["environments"])
+        return cls(QuerySpec(**spec), raw["format"], raw["gzip"], raw["cap"])
 
 
 class WorkerDied(Exception):
-    """Raised when a worker exits mid-query (for example killed by the operating system for memory)."""
+    """Raised when a worker exits while running a query (for example killed by the operating system)."""
+
+
+@dataclass(frozen=True)
+class WorkerPids:
+    """Process ids of a pool's workers by state (ready for a query, running one, starting), and its fork server.
+
+    The fork server counts as starting until it is ready to fork.
+    """
+
+    idle: tuple[int, ...]
+    busy: tuple[int, ...]
+    starting: tuple[int, ...]
+    fork_server: int | None
 
 
 class WorkersBusy(Exception):
     """Raised when no worker frees up before the request's deadline."""
 
 
-def write_frame(out: IO[bytes], kind: bytes, payload: bytes | bytearray | memoryview = b"") -> None:
-    """Write one framed message and flush it."""
-    out.write(HEADER.pack(kind, len(payload)))
-    out.write(payload)
-    out.flush()
+class QueryTimeout(Exception):
+    """Raised when a query runs past the request's deadline (its worker has been killed)."""
+
+
+class WorkerStartFailed(Exception):
+    """Raised when the pool cannot start any worker."""
+
+
+class QueryFailed(Exception):
+    """Raised when the worker reports that the query failed; the message is safe to show the client."""
 
 
 class _Worker:
-    """One worker process and a deadline-aware reader of its frames."""
+    """One worker process (a child of the fork server) and event-loop driven access to its pipes."""
 
-    def __init__(self, config: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "logfire_io.server._worker", config],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            bufsize=0,
-        )
+    def __init__(self, pid: int, to_worker: int, from_worker: int) -> None:
+        self._pid, self._in, self._out = pid, to_worker, from_worker
+        for size in (_PIPE_BYTES, 1 << 20):  # above 1 MiB needs privileges; a smaller pipe costs more wake-ups
+            with contextlib.suppress(OSError):  # F_SETPIPE_SZ, Linux only
+                fcntl.fcntl(self._out, 1031, size)
+                break
+        os.set_blocking(self._in, False)
+        os.set_blocking(self._out, False)
         self._buffer = bytearray()
+        self.dead = self._closed = False
+        try:  # a handle on the process itself: signals reach it, never a later process given the same pid
+            self._pidfd = os.pidfd_open(pid)
+        except OSError:  # already gone
+            self._pidfd = -1
+            self.dead = True
 
-    def _fill(self, size: int, deadline: float) -> None:
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        while len(self._buffer) < size:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-                raise QueryTimeout
-            chunk = os.read(fd, max(1 << 16, size - len(self._buffer)))
-            if not chunk:
+    @property
+    def pid(self) -> int:
+        return self._pid
+
+    def alive(self) -> bool:
+        """Whether the process still runs (its pidfd is readable once it has exited)."""
+        return not self.dead and not select.select([self._pidfd], [], [], 0)[0]
+
+    async def _ready(self, fd: int, *, write: bool) -> None:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def wake() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        (loop.add_writer if write else loop.add_reader)(fd, wake)
+        try:
+            await future
+        finally:
+            (loop.remove_writer if write else loop.remove_reader)(fd)
+
+    async def send(self, payload: bytes) -> None:
+        """Send one request frame; a closed pipe means the worker is dead."""
+        view = memoryview(HEADER.pack(b"Q", len(payload)) + payload)
+        while view:
+            try:
+                view = view[os.write(self._in, view) :]
+            except BlockingIOError:
+                await self._ready(self._in, write=True)
+            except OSError as exc:  # BrokenPipeError: the worker died while idle
+                raise WorkerDied from exc
+
+    async def read_some(self, limit: int) -> bytes:
+        """Up to ``limit`` bytes, as soon as any are available (cancelling it never loses bytes)."""
+        if self._buffer:
+            piece = bytes(self._buffer[:limit])
+            del self._buffer[:limit]
+            return piece
+        while True:
+            try:
+                piece = os.read(self._out, limit)
+            except BlockingIOError:
+                await self._ready(self._out, write=False)
+                continue
+            except OSError as exc:
+                raise WorkerDied from exc
+            if not piece:
                 raise WorkerDied
-            self._buffer += chunk
+            return piece
 
-    def read_frame(self, deadline: float) -> tuple[bytes, bytes]:
-        self._fill(HEADER.size, deadline)
-        kind, length = HEADER.unpack_from(self._buffer)
-        self._fill(HEADER.size + length, deadline)
-        payload = bytes(self._buffer[HEADER.size : HEADER.size + length])
-        del self._buffer[: HEADER.size + length]
-        return kind, payload
+    async def read_exactly(self, size: int) -> bytes:
+        """Exactly ``size`` bytes; what has arrived stays buffered if the caller is cancelled meanwhile."""
+        while len(self._buffer) < size:
+            self._buffer += await self.read_some(size - len(self._buffer))
+        piece = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return piece
 
-    def send(self, spec: dict[str, Any]) -> None:
-        assert self.proc.stdin is not None
-        write_frame(self.proc.stdin, b"Q", json.dumps(spec).encode())
+    async def read_header(self) -> tuple[bytes, int]:
+        kind, length = HEADER.unpack(await self.read_exactly(HEADER.size))
+        return kind, length
 
     def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None:
-                pipe.close()
+        """Kill the process and close its pipes (the fork server reaps it)."""
+        if self._closed:
+            return
+        self._closed = self.dead = True
+        with contextlib.suppress(RuntimeError):  # no running loop: closing from another thread
+            loop = asyncio.get_running_loop()
+            for fd in (self._in, self._out):
+                loop.remove_reader(fd)
+                loop.remove_writer(fd)
+        if self._pidfd >= 0:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            os.close(self._pidfd)
+        os.close(self._in)
+        os.close(self._out)
 
 
-class QueryStream:
-    """The answer of one query: its plans, then the Arrow IPC stream in pieces.
+class _Forker:
+    """The fork server: one process that has imported DataFusion and mapped the tables, and forks workers.
 
-    Iterate it to get the pieces; the worker goes back to the pool when the stream ends. ``close()`` abandons
-    the rest (the HTTP client went away): the worker finishes the query in the background and is reused, or is
-    replaced if it overruns the deadline. Reads of the worker's pipe are serialized by a lock, so an abandoning
-    ``close()`` from the event loop never races a read still running in a thread.
+    Starting a worker from scratch costs seconds of imports on a busy machine; forking one costs milliseconds,
+    so a killed worker is back at once. It forks before any DataFusion session exists (sessions are made on
+    first use), and a request carries the new worker's two pipe ends (SCM_RIGHTS); it answers with the pid.
     """
 
-    def __init__(self, pool: WorkerPool, worker: _Worker, deadline: float, plans: dict[str, str]) -> None:
-        self._pool, self._worker, self._deadline, self.plans = pool, worker, deadline, plans
-        self._lock = threading.Lock()
-        self._finished = False
-        self._abandoned = False
+    def __init__(self, config: str) -> None:
+        ours, theirs = socket.socketpair()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "logfire_io.server._worker", config, str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+        )
+        theirs.close()
+        ours.setblocking(False)
+        self._sock = ours
+        self._lock = asyncio.Lock()
+        self.ready = False
 
-    def _next_frame(self) -> tuple[bytes, bytes] | None:
-        """The next frame, or None once the stream is finished or abandoned; settles the worker at the end."""
-        with self._lock:
-            if self._finished or self._abandoned:
-                return None
+    async def _read(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            piece = await asyncio.get_running_loop().sock_recv(self._sock, size - len(data))
+            if not piece:
+                raise WorkerDied
+            data += piece
+        return data
+
+    async def wait_ready(self) -> None:
+        """Wait for the fork server's ``R``; raises WorkerDied if it exits first."""
+        await self._read(1)
+
+    async def fork(self) -> _Worker:
+        """A new worker, not yet ready (it sends ``R`` on its pipe when it is)."""
+        async with self._lock:
+            to_worker, from_worker = os.pipe(), os.pipe()
+            mine, theirs = (to_worker[1], from_worker[0]), (to_worker[0], from_worker[1])
             try:
-                kind, payload = self._worker.read_frame(self._deadline)
-            except (QueryTimeout, WorkerDied):
-                self._finished = True
-                self._pool.replace(self._worker)
+                socket.send_fds(self._sock, [b"F"], list(theirs))
+                pid = int.from_bytes(await asyncio.shield(self._read(8)), "big")
+            except BaseException:
+                for fd in mine:
+                    os.close(fd)
                 raise
-            if kind != b"D":
-                self._finished = True
-                self._pool.release(self._worker)
-            return kind, payload
-
-    def __iter__(self) -> Iterator[bytes]:
-        while (frame := self._next_frame()) is not None:
-            kind, payload = frame
-            if kind == b"D":
-                yield payload
-            elif kind == b"Z":
-                return
-            else:
-                raise _query_error(payload)
-
-    def read_all(self) -> bytes:
-        """The whole Arrow IPC stream."""
-        return b"".join(self)
+            finally:
+                for fd in theirs:  # the fork server holds its own copies once they are sent
+                    os.close(fd)
+        return _Worker(pid, *mine)
 
     def close(self) -> None:
-        """Abandon the rest of the stream without blocking; the worker drains it in the background."""
-        if not self._finished and not self._abandoned:
-            self._abandoned = True
-            threading.Thread(target=self._drain, daemon=True).start()
+        """Stop the fork server (its workers are killed by the pool)."""
+        self._sock.close()
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
 
-    def _drain(self) -> None:
-        with self._lock:
-            if self._finished:
-                return
-            self._finished = True
+
+class Answer:
+    """A worker's answer being relayed: ``length`` bytes of body, then the worker goes back to the pool.
+
+    Call :meth:`close` when done, whatever happened (it is idempotent): an answer read to the end has already
+    released its worker; one abandoned part-way is drained in the background (the worker is reused) or, when
+    that takes too long, its worker is killed and replaced.
+    """
+
+    def __init__(self, pool: WorkerPool, worker: _Worker, length: int, *, gzipped: bool) -> None:
+        self._pool, self._worker, self.length, self.gzipped = pool, worker, length, gzipped
+        self._left = length
+        self._settled = False
+        if not length:
+            self._settle(lost=False)
+
+    def _settle(self, *, lost: bool) -> None:
+        if not self._settled:
+            self._settled = True
+            self._pool.give_back(self._worker, lost=lost)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body in pieces as they arrive; the worker is free again before the last piece is handed over."""
+        while self._left:
             try:
-                while self._worker.read_frame(self._deadline)[0] == b"D":
-                    pass
-            except (QueryTimeout, WorkerDied, OSError):
-                self._pool.replace(self._worker)
-                return
-            self._pool.release(self._worker)
+                piece = await self._worker.read_some(min(self._left, _CHUNK))
+            except WorkerDied:
+                self._settle(lost=True)
+                raise
+            self._left -= len(piece)
+            if not self._left:
+                self._settle(lost=False)
+            yield piece
 
-
-def _query_error(payload: bytes) -> Exception:
-    from logfire_io.server.engine import QueryError
-
-    return QueryError(payload.decode("utf-8", "replace"))
+    def close(self) -> None:
+        """Settle the worker now: released, or abandoned to the pool (see :meth:`WorkerPool.abandon`)."""
+        if not self._settled:
+            self._settled = True
+            self._pool.abandon(self._worker, self._left)
 
 
 class WorkerPool:
-    """A fixed number of query workers over the same memory-mapped tables.
+    """A fixed number of query workers over the same memory-mapped tables, driven from one event loop.
 
     Parameters
     ----------
@@ -180,84 +345,246 @@ class WorkerPool:
 
     def __init__(self, paths: dict[str, str], *, size: int, memory_limit: int) -> None:
         self._config = json.dumps({"paths": paths, "memory_limit": memory_limit})
-        self._free: queue.Queue[_Worker] = queue.Queue()
-        self._all: set[_Worker] = set()
-        self._lock = threading.Lock()
+        self.size = size
+        self._idle: deque[_Worker] = deque()
+        self._busy: set[_Worker] = set()
+        self._waiters: deque[asyncio.Future[_Worker]] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._failures = 0
         self._closed = False
-        for _ in range(size):
-            self._start()
+        self._starting: set[_Worker] = set()
+        self._live: set[_Worker] = set()
+        """Every worker not yet killed, so that closing the pool leaves none behind."""
+        self._forker: _Forker | None = None
+        self._forker_lock = asyncio.Lock()
 
-    def _start(self) -> None:
-        worker = _Worker(self._config)
-        with self._lock:
-            self._all.add(worker)
-        threading.Thread(target=self._await_ready, args=(worker,), daemon=True).start()
+    # ------------------------------------------------------------------------------------------ what tests see
+    @property
+    def pids(self) -> WorkerPids:
+        """Process ids of the workers, by state (a snapshot, safe to take from another thread)."""
+        forker = self._forker
+        return WorkerPids(
+            idle=tuple(w.pid for w in list(self._idle)),
+            busy=tuple(w.pid for w in list(self._busy)),
+            starting=tuple(w.pid for w in list(self._starting))
+            + ((forker.proc.pid,) if forker is not None and not forker.ready else ()),
+            fork_server=forker.proc.pid if forker is not None else None,
+        )
 
-    def _await_ready(self, worker: _Worker) -> None:
+    # ------------------------------------------------------------------------------------------ life cycle
+    async def start(self, timeout: float = 120.0) -> None:
+        """Start every worker and wait until they are all ready (or until ``timeout``, if at least one is)."""
+        for _ in range(self.size):
+            self._start_soon(0.0)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(self._idle) < self.size and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        if not self._idle:
+            msg = f"no query worker started within {timeout:g} s; see the log above"
+            raise WorkerStartFailed(msg)
+
+    def spawn_task(self, coroutine: Any) -> None:
+        """Run ``coroutine`` in the background, keeping a reference until it ends."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _start_soon(self, delay: float) -> None:
+        if not self._closed:
+            self.spawn_task(self._start_one(delay))
+
+    async def _ready_forker(self) -> _Forker:
+        """The fork server, (re)started if it is not running."""
+        async with self._forker_lock:
+            if self._forker is not None and self._forker.proc.poll() is None:
+                return self._forker
+            if self._forker is not None:
+                self._forker.close()
+            self._forker = forker = _Forker(self._config)
+            try:
+                async with asyncio.timeout(_START_SECONDS):
+                    await forker.wait_ready()
+            except BaseException:
+                forker.close()
+                self._forker = None
+                raise
+            forker.ready = True
+            return forker
+
+    async def _start_one(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self._closed:
+            return
+        worker: _Worker | None = None
         try:
-            kind, _ = worker.read_frame(time.monotonic() + 120)
-        except (QueryTimeout, WorkerDied):
-            kind = b""
-        if kind == b"R" and not self._closed:
-            self._free.put(worker)
-        else:
-            self._discard(worker)
+            worker = await (await self._ready_forker()).fork()
+            self._live.add(worker)
+            self._starting.add(worker)
+            async with asyncio.timeout(_START_SECONDS):
+                kind, _ = await worker.read_header()
+            if kind != b"R":
+                raise WorkerDied
+        except (TimeoutError, WorkerDied, OSError) as exc:
+            if worker is not None:
+                self._starting.discard(worker)
+                self._kill(worker)
+            self._failures += 1
+            backoff = min(_MAX_BACKOFF, 0.25 * 2 ** (self._failures - 1))
+            log.warning(
+                "a query worker exited while starting (%s; %d failed start(s) in a row); starting another in %.2g s",
+                type(exc).__name__,
+                self._failures,
+                backoff,
+            )
+            self._start_soon(backoff)
+            return
+        self._starting.discard(worker)
+        self._failures = 0
+        self._make_idle(worker)
 
-    def _discard(self, worker: _Worker) -> None:
-        with self._lock:
-            self._all.discard(worker)
+    def _kill(self, worker: _Worker) -> None:
+        self._live.discard(worker)
         worker.kill()
 
-    def release(self, worker: _Worker) -> None:
-        """Return a worker that finished its query cleanly."""
+    def _make_idle(self, worker: _Worker) -> None:
         if self._closed:
-            self._discard(worker)
+            self._kill(worker)
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._busy.add(worker)
+                waiter.set_result(worker)
+                return
+        self._idle.append(worker)
+        asyncio.get_running_loop().add_reader(worker._out, self._idle_exited, worker)
+
+    def _idle_exited(self, worker: _Worker) -> None:
+        """An idle worker's pipe became readable: it has died (or broke protocol); replace it."""
+        with contextlib.suppress(ValueError):
+            self._idle.remove(worker)
+        self._kill(worker)
+        log.warning("idle query worker %d exited; starting a replacement", worker.pid)
+        self._start_soon(0.0)
+
+    def abandon(self, worker: _Worker, left: int | None) -> None:
+        """Take back a worker whose client went away: ``left`` bytes of answer unread (None: not even the header).
+
+        Most abandoned queries are nearly done (a slice of a read the client no longer needs), and a worker is
+        much cheaper to drain than to restart, so the answer is read and dropped in the background; a query
+        that is not finished within a second is stopped by killing its worker.
+        """
+        self.spawn_task(self._drain(worker, left))
+
+    async def _drain(self, worker: _Worker, left: int | None) -> None:
+        try:
+            async with asyncio.timeout(_ABANDON_SECONDS):
+                if left is None:
+                    _, left = await worker.read_header()
+                while left:
+                    left -= len(await worker.read_some(min(left, _CHUNK)))
+        except (TimeoutError, WorkerDied):
+            self.give_back(worker, lost=True)
+            return
+        self.give_back(worker, lost=False)
+
+    def give_back(self, worker: _Worker, *, lost: bool) -> None:
+        """Return a worker after a query: to the idle set, or (``lost``) killed and replaced."""
+        self._busy.discard(worker)
+        if lost or worker.dead:
+            self._kill(worker)
+            self._start_soon(0.0)
         else:
-            self._free.put(worker)
+            self._make_idle(worker)
 
-    def replace(self, worker: _Worker) -> None:
-        """Kill a worker whose query was abandoned or overran, and start a fresh one."""
-        self._discard(worker)
-        if not self._closed:
-            self._start()
+    async def _acquire(self) -> _Worker:
+        loop = asyncio.get_running_loop()
+        while self._idle:
+            worker = self._idle.popleft()
+            loop.remove_reader(worker._out)
+            if worker.alive():
+                self._busy.add(worker)
+                return worker
+            self._idle_exited(worker)
+        waiter: asyncio.Future[_Worker] = loop.create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # handed a worker just as we were cancelled
+                self.give_back(waiter.result(), lost=False)
+            raise
 
-    def submit(self, spec: Any, deadline: float) -> QueryStream:
-        """Run ``spec`` (a QuerySpec) on a free worker; returns once the query is planned.
+    # ------------------------------------------------------------------------------------------ queries
+    async def query(self, request: bytes, deadline: float) -> Answer:
+        """Run one request (the worker's JSON) on an idle worker; returns once the answer's body is ready.
+
+        ``deadline`` is in the event loop's clock. If the worker turns out to be dead before it answers, the
+        request is sent once more to another one. If the caller is cancelled while the query runs, its worker is
+        killed and replaced.
 
         Raises
         ------
         WorkersBusy
-            No worker became free before ``deadline``.
-        QueryError
-            The query failed to plan or failed on its first batch.
+            No worker became idle before ``deadline``.
         QueryTimeout
-            The deadline passed before the query produced its first batch.
+            The query was still running at ``deadline``; its worker has been killed.
+        QueryFailed
+            The query failed to plan or run, or its result was over the cap.
+        WorkerDied
+            Two workers in a row died before answering.
         """
-        try:
-            worker = self._free.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            raise WorkersBusy from None
-        try:
-            worker.send(dataclasses.asdict(spec))
-            kind, payload = worker.read_frame(deadline)
-        except (QueryTimeout, WorkerDied, OSError):
-            self.replace(worker)
-            raise
-        if kind == b"E":
-            self.release(worker)
-            raise _query_error(payload)
-        return QueryStream(self, worker, deadline, json.loads(payload))
+        for attempt in range(2):
+            try:
+                async with asyncio.timeout_at(deadline):
+                    worker = await self._acquire()
+            except TimeoutError:
+                raise WorkersBusy from None
+            sent = False
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await worker.send(request)
+                    sent = True
+                    kind, length = await worker.read_header()
+                    message = await worker.read_exactly(length) if kind == b"E" else b""
+            except WorkerDied:
+                self.give_back(worker, lost=True)
+                if attempt:
+                    raise
+                log.warning("query worker %d died before answering; sending the query to another one", worker.pid)
+                continue
+            except TimeoutError:
+                self.give_back(worker, lost=True)
+                raise QueryTimeout from None
+            except BaseException:  # cancelled: the client went away
+                if sent:
+                    self.abandon(worker, None)
+                else:  # a request cut half-way would leave the worker waiting for the rest
+                    self.give_back(worker, lost=True)
+                raise
+            if kind == b"E":
+                self.give_back(worker, lost=False)
+                raise QueryFailed(message.decode("utf-8", "replace"))
+            return Answer(self, worker, length, gzipped=kind == b"G")
+        raise AssertionError  # pragma: no cover - the loop returns or raises
 
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        """Block until at least one worker is ready to take queries."""
-        worker = self._free.get(timeout=timeout)
-        self._free.put(worker)
-
-    def close(self) -> None:
-        """Stop every worker."""
+    async def close(self) -> None:
+        """Stop every worker, the fork server and every background task."""
         self._closed = True
-        with self._lock:
-            workers = list(self._all)
-            self._all.clear()
-        for worker in workers:
-            worker.kill()
+        for task in list(self._tasks):
+            task.cancel()
+        for waiter in self._waiters:
+            waiter.cancel()
+        self.terminate()
+
+    def terminate(self) -> None:
+        """Kill whatever processes are left, from any thread (the event loop may be gone)."""
+        self._closed = True
+        self._idle.clear()
+        self._busy.clear()
+        for worker in list(self._live):
+            self._kill(worker)
+        if self._forker is not None:
+            self._forker.close()
+            self._forker = None

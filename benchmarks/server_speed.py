@@ -1,0 +1,197 @@
+"""Where the local server's time goes between the engine and the socket, as ratios measured in one run.
+
+    python benchmarks/server_speed.py                 # 100,000 records, 40 interleaved rounds (about a minute)
+    python benchmarks/server_speed.py --rows 1000000 --rounds 20
+
+Two ratios (issue 12), each against a floor measured in the same run, rounds interleaved so that load on a
+shared machine hits both sides alike:
+
+- ``SELECT * FROM records_all LIMIT 10000`` as an Arrow stream over HTTP, vs the engine alone producing the
+  same IPC bytes in this process (``Engine.plan`` + ``Engine.batches`` + ``pyarrow.ipc``). Target: <= 1.5x.
+- ``SELECT 1`` over HTTP, vs a trivial route of the same HTTP stack (``GET /v1/read-token-info``: token
+  check and a small JSON answer, no worker). Target: <= 2x.
+
+The server is ``logfire-io serve`` in its own process, as a user runs it, over Parquet files; the engine alone
+loads the same files the same way. The HTTP client is ``http.client`` on one kept-alive connection, reading
+whole bodies (like curl: it measures the server, not a client's decoding); httpx is shown too, for what a
+Python client sees. ``accept-encoding: identity``, as on loopback. Each measurement starts 20 ms after the
+previous one ended, so none pays for the tail of another. Medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from logfire_io.schema import METRICS_SCHEMA, RECORDS_SCHEMA
+from logfire_io.server import synth_metrics, synth_records
+from logfire_io.server.engine import Engine, QuerySpec
+from logfire_io.server.tables import conform, load, write_for_workers
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+END = datetime(2026, 1, 1, tzinfo=UTC)
+BULK = "SELECT * FROM records_all LIMIT 10000"
+ARROW = "application/vnd.apache.arrow.stream"
+
+
+def engine_alone(engine: Engine) -> pa.Buffer:
+    """What the engine does for the bulk query, in this process: plan, run, write the Arrow IPC stream."""
+    frame, _ = engine.plan(QuerySpec(sql=BULK, limit=10_000, min_timestamp=0))
+    sink = pa.BufferOutputStream()
+    writer = None
+    for batch in engine.batches(frame):
+        writer = writer or pa.ipc.new_stream(sink, batch.schema)
+        writer.write_batch(batch)
+    assert writer is not None
+    writer.close()
+    return sink.getvalue()
+
+
+class Raw:
+    """One kept-alive ``http.client`` connection: the least client work per request.
+
+    Bodies are read into one reused buffer, as ``curl -o /dev/null`` would: the time is the server's and the
+    socket's, not a client's joining of pieces.
+    """
+
+    def __init__(self, base_url: str, token: str) -> None:
+        host, port = base_url.removeprefix("http://").rsplit(":", 1)
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        self.token = token
+        self.buffer = memoryview(bytearray(64 << 20))
+
+    def post(self, sql: str, accept: str) -> memoryview:
+        body = json.dumps({"sql": sql, "min_timestamp": "1970-01-01T00:00:00Z", "limit": 10_000})
+        headers = {
+            "authorization": self.token,
+            "accept": accept,
+            "accept-encoding": "identity",
+            "content-type": "application/json",
+        }
+        self.conn.request("POST", "/v2/query", body, headers)
+        response = self.conn.getresponse()
+        assert response.status == 200, response.read()[:200]
+        size = 0
+        while got := response.readinto(self.buffer[size:]):
+            size += got
+        return self.buffer[:size]
+
+    def get(self, path: str) -> bytes:
+        self.conn.request("GET", path, headers={"authorization": self.token})
+        response = self.conn.getresponse()
+        data = response.read()
+        assert response.status == 200, data[:200]
+        return data
+
+
+@contextlib.contextmanager
+def _serve(records: pa.Table, metrics: pa.Table, tmp: Path) -> Iterator[tuple[str, str]]:
+    """``logfire-io serve`` in its own process (as a user runs it), over these tables; yields URL and token."""
+    pq.write_table(records, tmp / "records.parquet")
+    pq.write_table(metrics, tmp / "metrics.parquet")
+    command = [sys.executable, "-m", "logfire_io._cli", "serve", "--port", "0", "--read-token", "pylf_v1_local_bench"]
+    command += ["--records", str(tmp / "records.parquet"), "--metrics", str(tmp / "metrics.parquet")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # default workers: 2 on 2 cores
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        while not any("Ctrl-C" in line for line in lines):
+            line = process.stdout.readline()
+            if not line:
+                msg = "the server exited before it was ready"
+                raise RuntimeError(msg)
+            lines.append(line)
+        yield next(line.split()[-1] for line in lines if "base URL" in line), "pylf_v1_local_bench"
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+
+
+def _timed(func: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    func()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=40)
+    args = parser.parse_args()
+
+    records = synth_records(args.rows, end=END, span=timedelta(days=2))
+    metrics = synth_metrics(args.rows // 10, end=END, span=timedelta(days=2))
+    with tempfile.TemporaryDirectory() as tmp, _serve(records, metrics, Path(tmp)) as (base_url, token):
+        tables = {
+            "records_all": conform(load(Path(tmp) / "records.parquet"), RECORDS_SCHEMA, "records"),
+            "metrics": conform(load(Path(tmp) / "metrics.parquet"), METRICS_SCHEMA, "metrics"),
+        }
+        engine = Engine(write_for_workers(tables, Path(tmp)), memory_limit=2 << 30)
+        raw = Raw(base_url, token)
+        client = httpx.Client(base_url=base_url, headers={"authorization": token}, timeout=60)
+        sizes = (len(raw.post(BULK, ARROW)) / 1e6, engine_alone(engine).size / 1e6)
+        cases: dict[str, Callable[[], object]] = {
+            "engine alone: plan, run, IPC bytes (in-process)": lambda: engine_alone(engine),
+            "HTTP Arrow, LIMIT 10000 (http.client)": lambda: raw.post(BULK, ARROW),
+            "HTTP Arrow, LIMIT 10000 (httpx)": lambda: (
+                client.post(
+                    "/v2/query",
+                    json={"sql": BULK, "min_timestamp": "1970-01-01T00:00:00Z", "limit": 10_000},
+                    headers={"accept": ARROW, "accept-encoding": "identity"},
+                ).content
+            ),
+            "trivial route: GET /v1/read-token-info (http.client)": lambda: raw.get("/v1/read-token-info"),
+            "HTTP SELECT 1, JSON (http.client)": lambda: raw.post("SELECT 1", "application/json"),
+        }
+        for func in cases.values():  # warm up: first touches of the mapped tables, first sessions
+            for _ in range(3):
+                func()
+        samples: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(args.rounds):
+            for name, func in cases.items():
+                time.sleep(0.02)
+                samples[name].append(_timed(func))
+        client.close()
+    medians = {name: statistics.median(values) * 1000 for name, values in samples.items()}
+    names = list(cases)
+    bulk_ratio = medians[names[1]] / medians[names[0]]
+    tiny_ratio = medians[names[4]] / medians[names[3]]
+    averages = os.getloadavg()
+    print(f"Command: `python benchmarks/server_speed.py {' '.join(sys.argv[1:])}`".replace(" `", "`"))
+    print(f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cores; Python {platform.python_version()}")
+    print(f"Load average at the end: {averages[0]:.1f} / {averages[1]:.1f} / {averages[2]:.1f} (1 / 5 / 15 min)")
+    print(
+        f"{args.rows:,} records; medians of {args.rounds} interleaved rounds; "
+        f"Arrow body over HTTP {sizes[0]:.2f} MB, from the engine alone {sizes[1]:.2f} MB"
+    )
+    print()
+    print("| what | ms (median) |")
+    print("|---|---|")
+    for name, value in medians.items():
+        print(f"| {name} | {value:.1f} |")
+    print()
+    print(f"- HTTP Arrow / engine alone: **{bulk_ratio:.2f}x** (target <= 1.5x)")
+    print(f"- HTTP SELECT 1 / trivial route: **{tiny_ratio:.2f}x** (target <= 2x)")
+
+
+if __name__ == "__main__":
+    main()
