@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -81,7 +82,7 @@ def _by_span(frame: pd.DataFrame) -> pd.DataFrame:
 edges = st.sampled_from([None, BASE, BURST, BURST + US, BURST + 2 * US, BASE + timedelta(minutes=12), END])
 
 
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(low=edges, high=edges, partition_rows=st.sampled_from([1_500, 6_000, 100_000]))
 @example(low=None, high=BURST + US, partition_rows=1_500)  # the window ends inside the burst: BURST in, BURST+1us out
 @example(low=BURST + US, high=None, partition_rows=1_500)  # and starts on its second microsecond
@@ -303,3 +304,14 @@ def test_bad_arguments(kwargs: dict[str, object], message: str) -> None:
 def test_import_logfire_io_does_not_import_dask() -> None:
     code = "import sys, logfire_io; assert not [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')]"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_readme_example_runs() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Past one machine", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240, check=True)
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[1] == "True"  # known divisions
+    assert int(lines[0].split()[0]) >= 2
+    assert "duration" in result.stdout
