@@ -40,7 +40,7 @@ from logfire_io._read import DEFAULT_MAX_CONCURRENCY, ReadRequest, concat, iter_
 from logfire_io._slicing import Slice
 from logfire_io._splice import statement_text
 from logfire_io._sql import analyze, output_order, probe_sql, quote_identifier
-from logfire_io.pandas import arrow_to_pandas
+from logfire_io.pandas import _import_pandas, arrow_to_pandas
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -57,12 +57,10 @@ _DtypeBackend = Literal["pyarrow", "numpy_nullable"]
 def _import_dask() -> Any:
     try:
         import dask.dataframe
-
-        import pandas
     except ImportError:  # pragma: no cover - exercised only without the extra
-        msg = "logfire_io.dask needs dask and pandas: pip install 'logfire-io[dask]'"
+        msg = "logfire_io.dask needs dask and distributed: pip install 'logfire-io[dask]'"
         raise ImportError(msg) from None
-    return dask.dataframe, pandas
+    return dask.dataframe
 
 
 class _Token:
@@ -80,26 +78,39 @@ class _Token:
         return hashlib.sha256(self.value.encode()).hexdigest()
 
 
-class _ProcessLimit:
-    """``max_concurrency`` for the local schedulers: one semaphore per read, shared by this process's threads."""
+class _Limit:
+    """Requests in flight at once for one read, shared by every task: a context manager around each request.
 
-    _semaphores: ClassVar[dict[str, threading.BoundedSemaphore]] = {}
-    _lock: ClassVar[threading.Lock] = threading.Lock()
+    Pickled by name, so that every task of the read (on any worker) finds the same semaphore.
+    """
 
     def __init__(self, name: str, leases: int) -> None:
         self.name, self.leases = name, leases
 
-    def __reduce__(self) -> tuple[type[_ProcessLimit], tuple[str, int]]:
+    def __reduce__(self) -> tuple[type[_Limit], tuple[str, int]]:
         return type(self), (self.name, self.leases)
 
     def __repr__(self) -> str:
-        return f"ProcessLimit({self.leases})"
+        return f"{type(self).__name__.lstrip('_')}({self.leases})"
 
     def __dask_tokenize__(self) -> tuple[str, int]:
         return self.name, self.leases
 
     def prepare(self) -> None:
-        """Nothing to bind: the semaphore lives in this process."""
+        """Get ready in the task's own thread, before the slice threads use the limit."""
+
+    def __enter__(self) -> None:
+        raise NotImplementedError
+
+    def __exit__(self, *exc: object) -> None:
+        raise NotImplementedError
+
+
+class _ProcessLimit(_Limit):
+    """For the local schedulers: one semaphore per read, shared by this process's threads."""
+
+    _semaphores: ClassVar[dict[str, threading.BoundedSemaphore]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def _semaphore(self) -> threading.BoundedSemaphore:
         with self._lock:
@@ -112,26 +123,17 @@ class _ProcessLimit:
         self._semaphore().release()
 
 
-class _ClusterLimit:
-    """``max_concurrency`` across a distributed cluster: a ``distributed.Semaphore`` held by the scheduler."""
+class _ClusterLimit(_Limit):
+    """Across a distributed cluster: a ``distributed.Semaphore`` that the scheduler holds."""
 
     def __init__(self, name: str, leases: int) -> None:
         from distributed import Semaphore
 
-        self.name, self.leases = name, leases
+        super().__init__(name, leases)
         self._semaphore = Semaphore(max_leases=leases, name=name)
 
-    def __reduce__(self) -> tuple[type[_ClusterLimit], tuple[str, int]]:
-        return type(self), (self.name, self.leases)
-
-    def __repr__(self) -> str:
-        return f"ClusterLimit({self.leases})"
-
-    def __dask_tokenize__(self) -> tuple[str, int]:
-        return self.name, self.leases
-
     def prepare(self) -> None:
-        """Bind to the scheduler from the task's thread: the slice threads started later cannot find the worker."""
+        """Bind to the scheduler now: the slice threads started later cannot find the worker themselves."""
         self._semaphore.register()
 
     def __enter__(self) -> None:
@@ -139,9 +141,6 @@ class _ClusterLimit:
 
     def __exit__(self, *exc: object) -> None:
         self._semaphore.release()
-
-
-_Limit = _ProcessLimit | _ClusterLimit
 
 
 def _limit(name: str, leases: int) -> _Limit:
@@ -166,21 +165,10 @@ class _LimitedClient(LogfireQueryClient):
         super().__init__(read_token, base_url=base_url, limits=connections)
         self._limit = limit
 
-    def query_arrow(
-        self,
-        sql: str,
-        min_timestamp: datetime | None = None,
-        max_timestamp: datetime | None = None,
-        limit: int | None = None,
-        *,
-        timezone: str | None = None,
-        environment: str | list[str] | None = None,
-    ) -> pa.Table:
+    def query_arrow(self, *args: Any, **kwargs: Any) -> pa.Table:
         """See :meth:`LogfireQueryClient.query_arrow`; waits for a lease first."""
         with self._limit:
-            return super().query_arrow(
-                sql, min_timestamp, max_timestamp, limit, timezone=timezone, environment=environment
-            )
+            return super().query_arrow(*args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -250,18 +238,26 @@ class _ReadSpec:
         sql = f"SELECT {', '.join(map(quote_identifier, names))} FROM (\n{statement_text(self.sql)}\n) AS q"
         if order:
             sql += " ORDER BY " + ", ".join(
-                f"{quote_identifier(key.name or '')} {'DESC' if key.descending else 'ASC'}" for key in order
+                f"{quote_identifier(key.name or '')} {'DESC' if key.descending else 'ASC'} "
+                f"NULLS {'FIRST' if key.nulls_first else 'LAST'}"
+                for key in order
             )
         return sql, names
 
-    def conformed(self, table: pa.Table) -> pa.Table:
+    def conformed(self, table: pa.Table, names: list[str]) -> pa.Table:
         """A partition's Arrow result with JSON columns decoded and cast to the meta's types."""
+        if table.column_names != names:
+            msg = (
+                f"a partition's result has the columns {table.column_names}, not {names} as the query's "
+                "schema said when the read was planned.\n\nHint: alias every output column with a unique name."
+            )
+            raise ConfigurationError(msg)
         table = decode_json_columns(table, {k: v for k, v in self.json_columns.items() if k in table.column_names})
         return table.cast(pa.schema([self.schema.field(name) for name in table.column_names]))
 
     def frame(self, table: pa.Table, columns: list[str], bounds: tuple[datetime, datetime] | None) -> pd.DataFrame:
         """A conformed table as the partition's pandas frame: ``columns``, indexed by time when asked."""
-        _, pandas = _import_dask()
+        pandas = _import_pandas()
         frame = arrow_to_pandas(table, self.dtype_backend, pandas)
         if self.time_index is None:
             return frame[columns]
@@ -295,7 +291,7 @@ def _read_partition(partition: _Partition, spec: _ReadSpec, columns: list[str] |
     with _LimitedClient(token, spec.base_url, spec.limit, spec.max_concurrency) as client:
         tables = list(iter_tables(client, request, owns_client=True))
     if tables:
-        table = spec.conformed(concat(tables))
+        table = spec.conformed(concat(tables), names)
     else:
         table = pa.schema([spec.schema.field(name) for name in names]).empty_table()
     return spec.frame(table, columns, partition.bounds)
@@ -419,7 +415,7 @@ def read_logfire(
     ... )
     >>> ddf.groupby("service_name").duration.mean().compute()  # doctest: +SKIP
     """
-    dd, pandas = _import_dask()
+    dd, pandas = _import_dask(), _import_pandas()
     json_dtypes = _checked(partition_rows, json_columns, dtype_backend)
     request = ReadRequest(
         sql,
@@ -446,10 +442,17 @@ def read_logfire(
     with open_client(None, token, url, 1) as client:
         probed = next(iter_tables(client, probe, owns_client=True)).schema
         plan = build_plan(client, request)
+    renamed = [name for name in probed.names if name.rpartition(":")[0] in probed.names]
+    if renamed or len(set(probed.names)) != len(probed.names):  # the probe's wrapper renames them "name:1"
+        msg = (
+            f"the result has duplicate column names ({probed.names}), which a Dask frame cannot hold.\n\nHint: "
+            "alias the columns (`SELECT r.span_id, p.span_id AS parent_span_id ...`)."
+        )
+        raise ConfigurationError(msg)
     schema = decode_json_columns(probed.empty_table(), json_dtypes).schema
     indexed = time_index and query.sliceable and query.time_column in schema.names
     partitions = _partitions(plan, partition_rows)
-    name = hashlib.sha256(repr((sql, plan.window, url, token)).encode()).hexdigest()[:16]
+    name = hashlib.sha256(repr((sql, plan.window, url, token, request.max_concurrency)).encode()).hexdigest()[:16]
     spec = _ReadSpec(
         sql,
         schema,

@@ -315,3 +315,17 @@ def test_readme_example_runs() -> None:
     assert lines[0].split()[1] == "True"  # known divisions
     assert int(lines[0].split()[0]) >= 2
     assert "duration" in result.stdout
+
+
+def test_a_computed_time_column_cannot_index_the_frame(srv: LocalLogfire, cluster: Client) -> None:
+    sql = "SELECT start_timestamp + INTERVAL '2 hours' AS start_timestamp, span_id FROM records"
+    with pytest.raises(ConfigurationError, match="not the driving table's time column"):
+        _dask(srv, sql, partition_rows=6_000).compute()
+    got = _dask(srv, sql, partition_rows=6_000, time_index=False).compute()
+    pd.testing.assert_frame_equal(_by_span(got), _by_span(_single(srv, sql)))
+
+
+def test_duplicate_output_names_are_refused(srv: LocalLogfire) -> None:
+    sql = "SELECT r.span_id, p.span_id FROM records r JOIN records p ON r.trace_id = p.trace_id"
+    with pytest.raises(ConfigurationError, match="duplicate column names"):
+        _dask(srv, sql)
