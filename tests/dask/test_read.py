@@ -192,12 +192,29 @@ def test_empty_window_gives_an_empty_frame_of_the_meta(srv: LocalLogfire, cluste
     assert list(got.dtypes) == list(ddf.dtypes)
 
 
+def _reprs(node: object, depth: int = 0) -> Iterator[str]:
+    """The repr of a graph node and of everything inside it: task arguments, data nodes, containers."""
+    yield repr(node)
+    if depth > 20:
+        return
+    if isinstance(node, list | tuple | set):
+        inner: list[object] = list(node)
+    elif isinstance(node, dict):
+        inner = list(node.values())
+    else:
+        inner = [*getattr(node, "args", ()), *getattr(node, "kwargs", {}).values()]
+        inner += [node.value] if hasattr(node, "value") else []
+    for part in inner:
+        yield from _reprs(part, depth + 1)
+
+
 def test_token_is_absent_from_keys_reprs_errors_and_logs(srv: LocalLogfire, cluster: Client) -> None:
     token = srv.read_token
     ddf = _dask(srv, SQL, partition_rows=6_000)
     graph = ddf.__dask_graph__()
     texts = [repr(ddf), str(ddf.expr), ddf.expr.tree_repr(), repr(dict(graph)), *map(str, graph.keys())]
-    texts += [repr(task) for task in graph.values()]
+    texts += [text for task in graph.values() for text in _reprs(task)]
+    assert any("read_token=<read token>" in text for text in texts)  # the walk reached the tasks' arguments
     assert all(token not in text for text in texts)
     keys = pickle.loads(pickle.dumps(list(graph.keys())))
     assert all(token not in str(key) for key in keys)
