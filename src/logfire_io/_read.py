@@ -71,7 +71,8 @@ class ReadRequest:
     min_timestamp: datetime | None = None
     max_timestamp: datetime | None = None
     limit: int | None = None
-    slices: int | timedelta | None = None
+    slices: int | timedelta | tuple[Slice, ...] | None = None
+    """A count, a width, None to plan from a histogram, or a plan made beforehand (the Dask reader's partitions)."""
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     progress: bool | None = None
     timezone: str | None = None
@@ -93,7 +94,8 @@ class ReadRequest:
         object.__setattr__(self, "max_timestamp", high)
         if self.whole_window is not None:
             object.__setattr__(self, "whole_window", checked_window(*self.whole_window))
-        object.__setattr__(self, "slices", checked_slices(self.slices))
+        if not (isinstance(self.slices, tuple) and all(isinstance(piece, Slice) for piece in self.slices)):
+            object.__setattr__(self, "slices", checked_slices(self.slices))  # a tuple of Slices is a plan as given
         if self.limit is not None and (
             isinstance(self.limit, bool)
             or not isinstance(self.limit, numbers.Integral)
@@ -193,6 +195,18 @@ def _plan(client: LogfireQueryClient, request: ReadRequest, query: SliceableQuer
         return plan_slices(window.low, window.high, request.slices)
     width_us, counts = histogram(client, request, query, window)
     return pack_histogram(window.low, window.high, width_us, counts)
+
+
+def _slices_to_read(client: LogfireQueryClient, request: ReadRequest, query: SliceableQuery) -> list[Slice] | None:
+    """The slices to fetch, in time order; None when the window holds no row.
+
+    ``slices`` given as a tuple of :class:`Slice` is a plan made beforehand (by the Dask reader's driver, one
+    partition's share): it is read as given, without asking for the window or a histogram again.
+    """
+    if isinstance(request.slices, tuple):
+        return list(request.slices)
+    window = closed_window(client, request, query)
+    return None if window is None else _plan(client, request, query, window)
 
 
 def needs_probe(query: SliceableQuery) -> bool:
@@ -372,11 +386,10 @@ def iter_tables(client: LogfireQueryClient, request: ReadRequest, *, owns_client
         if first is None:
             first = _check_names(request_table(client, request, probe_sql(whole), 1, whole_hint))
         sort_keys = _sort_keys(query, first.schema)
-    window = closed_window(client, request, query)
-    if window is None:
+    plan = _slices_to_read(client, request, query)
+    if plan is None:
         yield _check_names(request_table(client, request, whole, 1, whole_hint))
         return
-    plan = _plan(client, request, query, window)
 
     def fetch(piece: Slice) -> pa.Table:
         hint = service_window(request, query, piece.low, piece.high)
