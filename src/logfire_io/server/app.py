@@ -30,12 +30,15 @@ from logfire_io.schema import METRICS_SCHEMA, RECORDS_SCHEMA, sql_type_name
 from logfire_io.server.encode import encode_csv, encode_v1_json, encode_v2_json
 from logfire_io.server.engine import Bounds, QueryError, QuerySpec
 from logfire_io.server.faults import STATUS_FAULTS, FaultPlan, InjectedReset
+from logfire_io.server.receivers import ingest_routes, token_of
 from logfire_io.server.workers import QueryStream, QueryTimeout, WorkerDied, WorkerPool, WorkersBusy
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
     from starlette.requests import Request
+
+    from logfire_io.server.store import Store
 
 __all__ = ["ApiError", "QueryLogEntry", "ServerState", "create_app"]
 
@@ -81,6 +84,9 @@ class ServerState:
     organization_name: str = "local"
     project_name: str = "logfire-io-local"
     query_log: deque[QueryLogEntry] = field(default_factory=lambda: deque(maxlen=1000))
+    write_token: str | None = None
+    store: Store | None = None
+    max_ingest_bytes: int = 64 << 20
     _rate_lock: threading.Lock = field(default_factory=threading.Lock)
     _next_free: float = 0.0
 
@@ -109,6 +115,8 @@ def _check_token(request: Request) -> ServerState:
     if not given:
         raise ApiError(401, "missing read token: send it in the `Authorization` header")
     if not hmac.compare_digest(given.strip().encode(), state.read_token.encode()):
+        if state.write_token and hmac.compare_digest(given.strip().encode(), state.write_token.encode()):
+            raise ApiError(401, "that is the write token, which can only export telemetry; queries need the read token")
         raise ApiError(401, "invalid read token")
     return state
 
@@ -379,8 +387,10 @@ def read_token_info(request: Request) -> Response:
 
 
 def info(request: Request) -> Response:
-    """``GET /v1/info``: the project a (write) token belongs to; the read token is accepted here."""
-    state = _check_token(request)
+    """``GET /v1/info``: the project a token belongs to, as ``logfire.configure()`` asks with the write token."""
+    state = _state(request)
+    if not state.write_token or not hmac.compare_digest(token_of(request).encode(), state.write_token.encode()):
+        _check_token(request)  # the read token is accepted here too
     base = str(request.base_url).rstrip("/")
     return JSONResponse(
         {"project_name": state.project_name, "project_url": f"{base}/{state.organization_name}/{state.project_name}"}
@@ -466,6 +476,7 @@ def create_app(state: ServerState, *, gzip: bool = True) -> Starlette:
         Route("/api/read-token-info", read_token_info, methods=["GET"]),
         Route("/v1/info", info, methods=["GET"]),
         Route("/v1/schemas", schemas, methods=["GET"]),
+        *ingest_routes(),
     ]
     middleware = [Middleware(_ReadBody)]
     if gzip:
