@@ -18,6 +18,7 @@ import polars as pl
 from logfire_io.server import LocalLogfire
 
 SINCE = datetime.now(UTC) - timedelta(hours=1)
+LEVELS = ("trace", "debug", "info", "notice", "warn", "error", "fatal")
 ATTRIBUTES = {
     "a_str": "text with 'quotes' and ünïcode",
     "an_int": 42,
@@ -44,7 +45,7 @@ def ingested() -> Iterator[tuple[LocalLogfire, pl.DataFrame, pl.DataFrame]]:
         )
         with logfire.span("outer {a_str}", _tags=["e2e", "outer"], **ATTRIBUTES):
             with logfire.span("inner span", step=1):
-                for level in ("trace", "debug", "info", "notice", "warn", "error", "fatal"):
+                for level in LEVELS:
                     logfire.log(level, "log at {level}", {"level": level})
             try:
                 1 / 0  # noqa: B018
@@ -83,7 +84,8 @@ def test_spans_nest_and_carry_their_attributes(ingested: tuple) -> None:
     assert outer["parent_span_id"] is None
     assert inner["parent_span_id"] == outer["span_id"]
     assert inner["trace_id"] == outer["trace_id"]
-    assert len(outer["trace_id"]) == 32 and outer["trace_id"] == outer["trace_id"].lower()
+    assert len(outer["trace_id"]) == 32
+    assert outer["trace_id"] == outer["trace_id"].lower()
     assert len(outer["span_id"]) == 16
     assert outer["start_timestamp"] <= inner["start_timestamp"] <= inner["end_timestamp"] <= outer["end_timestamp"]
     expected = (outer["end_timestamp"] - outer["start_timestamp"]).total_seconds()
