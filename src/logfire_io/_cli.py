@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--fault-seed", type=int, help="seed for a reproducible fault schedule")
     serve.add_argument("--bounds", default="[)", choices=["[)", "[]", "(]", "()"], help="time window semantics")
     serve.add_argument("--deadline", type=float, default=30.0, help="seconds a query may run")
+    serve.add_argument("--write-token", help="the token OTLP exporters must send (default: a random one)")
+    serve.add_argument("--data-dir", type=Path, help="keep every table here, durably, and serve it again on restart")
 
     query = commands.add_parser("query", help="run a query and export every row, sliced past the row cap")
     query.add_argument("sql")
@@ -81,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``logfire-io`` console script."""
     args = _parser().parse_args(argv)
-    token = getattr(args, "read_token", None) or ""
+    tokens = [t for t in (getattr(args, "read_token", None), getattr(args, "write_token", None)) if t]
     try:
         if args.command == "serve":
             return _serve(args)
@@ -89,7 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _query(args)
         return _demo(args)
     except (LogfireIOError, ValueError, FileNotFoundError, ImportError) as exc:
-        print(f"logfire-io: error: {scrub(str(exc), token)}", file=sys.stderr)
+        text = str(exc)
+        for token in tokens:
+            text = scrub(text, token)
+        print(f"logfire-io: error: {text}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("logfire-io: interrupted", file=sys.stderr)
@@ -111,12 +116,15 @@ def _serve(args: argparse.Namespace) -> int:
         fault_seed=args.fault_seed,
         bounds=args.bounds,
         deadline=args.deadline,
+        write_token=args.write_token,
+        data_dir=args.data_dir,
     )
 
     def announce(running: LocalLogfire) -> None:
         print(f"Local Logfire serving {running.num_records:,} records and {running.num_metrics:,} metrics")
         print(f"  base URL:   {running.base_url}")
         print(f"  read token: {running.read_token}")
+        print(f"  write token: {running.write_token}  (OTLP ingest at /v1/traces, /v1/logs, /v1/metrics)")
         print(f"  try: LOGFIRE_BASE_URL={running.base_url} LOGFIRE_READ_TOKEN={running.read_token} \\")
         print("       logfire-io query 'SELECT span_name, count(*) FROM records GROUP BY 1'")
         print("Press Ctrl-C to stop.", flush=True)

@@ -82,6 +82,8 @@ class LocalLogfire:
         Keep the tables (loaded and ingested) in this directory, durably, and serve them again when a server
         starts on it; a stored table is replaced only when ``records``/``metrics`` are given again, and no
         synthetic rows are added to an existing store. A temporary directory when None.
+    max_ingest_bytes
+        Largest OTLP request body accepted, compressed and decompressed (413 beyond it).
     """
 
     def __init__(
@@ -108,6 +110,7 @@ class LocalLogfire:
         gzip: bool = True,
         write_token: str | None = None,
         data_dir: str | os.PathLike[str] | None = None,
+        max_ingest_bytes: int = 64 << 20,
     ) -> None:
         if bounds not in _BOUNDS:
             msg = f"`bounds` must be one of {_BOUNDS}, got {bounds!r}"
@@ -151,6 +154,7 @@ class LocalLogfire:
             api_versions=frozenset(api_versions),
             write_token=self.write_token,
             store=self._store,
+            max_ingest_bytes=max_ingest_bytes,
         )
         self._gzip = gzip
         self._server: uvicorn.Server | None = None
