@@ -160,6 +160,7 @@ class Store:
         self._loaded_rows: dict[str, int] = {}
         self._next = 1
         self._writing: set[int] = set()
+        self._merging = threading.Lock()
         for name in self._schemas:
             self.directory(name).mkdir(parents=True, exist_ok=True)
             self._segments[name] = self._recover(name)
@@ -217,6 +218,9 @@ class Store:
 
     def append(self, name: str, table: pa.Table) -> None:
         """Add ``table``'s rows to ``name`` durably: when this returns, they are on disk and visible to queries."""
+        if table.schema != self._schemas[name]:
+            msg = f"rows appended to {name} must have its exact schema, got {table.schema}"
+            raise ValueError(msg)
         if table.num_rows == 0:
             return
         with self._lock:
@@ -242,14 +246,11 @@ class Store:
                     self._wake.wait(timeout=1.0)
                 if self._closing:
                     return
-            for name in self._schemas:
-                run = self._merge_candidate(name)
-                if run:
-                    try:
-                        self._merge(name, run)
-                    except OSError:  # the directory went away under a closing server; nothing is lost
-                        _log.exception("compaction of %s failed", name)
-                        return
+            try:
+                self.compact()
+            except OSError:  # the directory went away under a closing server; nothing acknowledged is lost
+                _log.exception("compaction failed")
+                return
 
     def _merge_candidate(self, name: str) -> list[Segment]:
         """The next run of consecutive segments to merge: ``_FANIN`` of one size tier, or the smallest if too many."""
@@ -280,10 +281,11 @@ class Store:
             segment.path.unlink(missing_ok=True)
 
     def compact(self) -> None:
-        """Merge segments until no merge is due (compaction otherwise runs in the background)."""
-        for name in self._schemas:
-            while run := self._merge_candidate(name):
-                self._merge(name, run)
+        """Merge segments until no merge is due (this also runs in the background after appends)."""
+        with self._merging:
+            for name in self._schemas:
+                while run := self._merge_candidate(name):
+                    self._merge(name, run)
 
     def segment_count(self, name: str) -> int:
         """Ingested segments of ``name`` (loaded data not counted)."""
