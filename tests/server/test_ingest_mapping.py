@@ -20,15 +20,11 @@ import logfire_io  # noqa: F401
 import polars as pl
 from logfire_io.server import LocalLogfire
 from tests.server.otlp import SpanSpec, otlp_json, post, trace_request
+from tests.strategies import json_keys, json_values
 
 _services = itertools.count()
 _text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
-_int64 = st.integers(-(2**63), 2**63 - 1)
-_scalars = st.none() | st.booleans() | _int64 | st.floats(allow_nan=False, allow_infinity=False) | _text
-_json = st.recursive(
-    _scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3), max_leaves=8
-)
-_keys = _text.filter(lambda k: not k.startswith("logfire.") and k not in ("http.status_code",))
+_keys = json_keys.filter(lambda k: not k.startswith("logfire."))
 _nonzero = st.binary(min_size=8, max_size=8).filter(any)
 LOW_NS = 1_700_000_000 * 10**9
 
@@ -42,7 +38,7 @@ def span_specs(draw: st.DrawFn) -> SpanSpec:
         name=draw(_text.filter(bool)),
         start_ns=draw(st.integers(LOW_NS, LOW_NS + 10**13)),
         duration_ns=draw(st.integers(0, 10**10)),
-        attributes=draw(st.dictionaries(_keys, _json, max_size=5)),
+        attributes=draw(st.dictionaries(_keys, json_values, max_size=5)),
         level_num=draw(st.none() | st.sampled_from([1, 5, 9, 10, 13, 17, 21])),
         tags=draw(st.none() | st.lists(_text, max_size=3)),
         msg=draw(st.none() | _text),
