@@ -210,10 +210,10 @@ def response(signal: Signal, mapped: Mapped, *, json: bool) -> bytes:
 def map_request(signal: Signal, request: Message, *, received_us: int) -> Mapped:
     """Rows of ``records_all`` (traces, logs) or ``metrics`` for one decoded request."""
     if signal == "traces":
-        return _Records(received_us).spans(request)  # type: ignore[arg-type]
+        return _records(request.resource_spans, "scope_spans", "spans", _span, "spans", received_us)  # type: ignore[attr-defined]
     if signal == "logs":
-        return _Records(received_us).logs(request)  # type: ignore[arg-type]
-    return _Metrics(received_us).points(request)  # type: ignore[arg-type]
+        return _records(request.resource_logs, "scope_logs", "log_records", _log, "log records", received_us)  # type: ignore[attr-defined]
+    return _metrics(request, received_us)  # type: ignore[arg-type]
 
 
 # --- values --------------------------------------------------------------------------------------------------
@@ -232,8 +232,16 @@ def _value(value: AnyValue) -> Any:
     return getattr(value, kind)
 
 
+_SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
+
+
 def _attributes(pairs: Any) -> dict[str, Any]:
-    return {pair.key: _value(pair.value) for pair in pairs}
+    out = {}
+    for pair in pairs:
+        value = pair.value
+        kind = value.WhichOneof("value")
+        out[pair.key] = getattr(value, kind) if kind in _SCALARS else _value(value)
+    return out
 
 
 def _json(value: Any) -> str:
@@ -317,261 +325,292 @@ def _scope_columns(scope: Any) -> dict[str, Any]:
     }
 
 
-class _Columns:
-    """Column lists filled row by row, turned into one Arrow table of ``schema`` at the end."""
+_GROUP_COLUMNS = (
+    "otel_resource_attributes",
+    "service_name",
+    "process_pid",
+    "deployment_environment",
+    *(column for column, _ in _RESOURCE_COLUMNS),
+    "otel_scope_name",
+    "otel_scope_version",
+    "otel_scope_attributes",
+)
+"""Columns that come from the resource and scope, the same for every row of one scope group."""
+_FIXED_COLUMNS = ("created_at", "day", "project_id")
 
-    def __init__(self, schema: pa.Schema) -> None:
-        self.schema = schema
-        self.data: dict[str, list[Any]] = {name: [] for name in schema.names}
-        self.rows = 0
 
-    def repeat(self, values: dict[str, Any], count: int) -> None:
-        """Extend the columns in ``values`` with ``count`` copies (resource and scope columns of a group)."""
-        for name, value in values.items():
-            self.data[name].extend([value] * count)
+class _Rows:
+    """Rows as tuples (one per span, log or point) plus their scope group, turned into one Arrow table.
 
-    def table(self, fixed: dict[str, Any]) -> pa.Table:
-        arrays = []
-        for field in self.schema:
-            values = self.data[field.name] if field.name not in fixed else [fixed[field.name]] * self.rows
-            if pa.types.is_timestamp(field.type):
-                arrays.append(pa.array(values, pa.int64()).cast(field.type))
-            elif pa.types.is_date32(field.type):
-                arrays.append(pa.array(values, pa.int32()).cast(field.type))
-            else:
-                arrays.append(pa.array(values, field.type))
-        return pa.Table.from_arrays(arrays, schema=self.schema)
+    Building a tuple per row and transposing once is the cheapest way to assemble columns in Python; the
+    resource and scope columns are built once per group and spread over the rows with one ``take``.
+    """
+
+    def __init__(self, schema: pa.Schema, fields: tuple[str, ...]) -> None:
+        self.schema, self.fields = schema, fields
+        self.rows: list[tuple[Any, ...]] = []
+        self.groups: list[dict[str, Any]] = []
+        self.group_of_row: list[int] = []
+        self.rejected = 0
+
+    def group(self, resource: dict[str, Any], scope: Any) -> int:
+        self.groups.append(resource | _scope_columns(scope))
+        return len(self.groups) - 1
+
+    def add(self, row: tuple[Any, ...] | None, group: int) -> None:
+        if row is None:
+            self.rejected += 1
+        else:
+            self.rows.append(row)
+            self.group_of_row.append(group)
+
+    def table(self, received_us: int, time_column: str) -> pa.Table:
+        n = len(self.rows)
+        columns: dict[str, pa.Array] = {}
+        transposed = list(zip(*self.rows, strict=True)) if n else [()] * len(self.fields)
+        for name, values in zip(self.fields, transposed, strict=True):
+            columns[name] = _array(values, self.schema.field(name).type)
+        where = pa.array(self.group_of_row, pa.int32())
+        for name in _GROUP_COLUMNS:
+            columns[name] = _array([g[name] for g in self.groups], self.schema.field(name).type).take(where)
+        times = [received_us if t is None else t for t in columns[time_column].cast(pa.int64()).to_pylist()]
+        columns["day"] = _array([t // _DAY_US for t in times], pa.date32())
+        columns["created_at"] = _array([received_us] * n, self.schema.field("created_at").type)
+        columns["project_id"] = pa.array([LOCAL_PROJECT_ID] * n, pa.string())
+        return pa.Table.from_arrays([columns[f.name] for f in self.schema], schema=self.schema)
+
+
+def _array(values: Any, type_: pa.DataType) -> pa.Array:
+    if pa.types.is_timestamp(type_):
+        return pa.array(values, pa.int64()).cast(type_)
+    if pa.types.is_date32(type_):
+        return pa.array(values, pa.int32()).cast(type_)
+    return pa.array(values, type_)
 
 
 # --- records -------------------------------------------------------------------------------------------------
 
+_RECORD_FIELDS = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "start_timestamp",
+    "end_timestamp",
+    "duration",
+    "log_body",
+    "is_exception",
+    "exception_type",
+    "exception_message",
+    "exception_stacktrace",
+    "otel_status_code",
+    "otel_status_message",
+    "otel_events",
+    "otel_links",
+    # from the attributes, in _from_attributes' order:
+    "kind",
+    "level",
+    "span_name",
+    "message",
+    "tags",
+    "attributes_json_schema",
+    "http_response_status_code",
+    "http_method",
+    "http_route",
+    "url_full",
+    "url_path",
+    "url_query",
+    "attributes",
+)
 
-class _Records:
-    def __init__(self, received_us: int) -> None:
-        self.columns = _Columns(RECORDS_SCHEMA)
-        self.received_us = received_us
-        self.rejected = 0
 
-    def _done(self, what: str) -> Mapped:
-        c = self.columns
-        c.data["day"] = [start // _DAY_US for start in c.data["start_timestamp"]]
-        table = c.table({"created_at": self.received_us, "project_id": LOCAL_PROJECT_ID})
-        message = f"{self.rejected} {what} rejected: trace ids must be 16 bytes and span ids 8" if self.rejected else ""
-        return Mapped("records_all", table, self.rejected, message)
+def _records(resources: Any, scopes: str, items: str, row: Any, what: str, received_us: int) -> Mapped:
+    rows = _Rows(RECORDS_SCHEMA, _RECORD_FIELDS)
+    for resource_items in resources:
+        resource = _resource_columns(resource_items.resource)
+        for scope_items in getattr(resource_items, scopes):
+            group = rows.group(resource, scope_items.scope)
+            for item in getattr(scope_items, items):
+                rows.add(row(item), group)
+    message = f"{rows.rejected} {what} rejected: trace ids must be 16 bytes and span ids 8" if rows.rejected else ""
+    return Mapped("records_all", rows.table(received_us, "start_timestamp"), rows.rejected, message)
 
-    def _common(self, attributes: dict[str, Any], level: int, name: str, kind: str) -> None:
-        """Append the columns every record (span or log) derives from its attributes the same way."""
-        d = self.columns.data
-        tags = attributes.get("logfire.tags")
-        _restore_json(attributes, attributes.get("logfire.json_schema"))
-        schema = attributes.get("logfire.json_schema")
-        message = attributes.get("logfire.msg")
-        d["kind"].append(kind)
-        d["level"].append(level)
-        d["span_name"].append(name)
-        d["message"].append(message if isinstance(message, str) else name)
-        d["tags"].append([str(t) for t in tags] if isinstance(tags, list) else [])
-        d["attributes_json_schema"].append(schema if isinstance(schema, str) else None)
-        d["http_response_status_code"].append(
-            _int_or_none(_first(attributes, "http.response.status_code", "http.status_code"))
-        )
-        d["http_method"].append(_text_or_none(_first(attributes, "http.request.method", "http.method")))
-        d["http_route"].append(_text_or_none(attributes.get("http.route")))
-        d["url_full"].append(_text_or_none(_first(attributes, "url.full", "http.url")))
-        d["url_path"].append(_text_or_none(attributes.get("url.path")))
-        d["url_query"].append(_text_or_none(attributes.get("url.query")))
-        for key in _BOOKKEEPING.intersection(attributes):
-            del attributes[key]
-        d["attributes"].append(_json(attributes))
-        self.columns.rows += 1
 
-    def _exception(self, attributes: dict[str, Any] | None) -> None:
-        d = self.columns.data
-        d["is_exception"].append(attributes is not None)
-        for column in ("type", "message", "stacktrace"):
-            d[f"exception_{column}"].append(
-                _text_or_none(attributes.get(f"exception.{column}")) if attributes is not None else None
-            )
+def _from_attributes(attributes: dict[str, Any], level: int, name: str, kind: str) -> tuple[Any, ...]:
+    """The columns every record (span or log) derives from its attributes the same way."""
+    tags = attributes.get("logfire.tags")
+    schema = attributes.get("logfire.json_schema")
+    if isinstance(schema, str):
+        _restore_json(attributes, schema)
+    message = attributes.get("logfire.msg")
+    derived = (
+        kind,
+        level,
+        name,
+        message if isinstance(message, str) else name,
+        [str(t) for t in tags] if isinstance(tags, list) else [],
+        schema if isinstance(schema, str) else None,
+        _int_or_none(_first(attributes, "http.response.status_code", "http.status_code")),
+        _text_or_none(_first(attributes, "http.request.method", "http.method")),
+        _text_or_none(attributes.get("http.route")),
+        _text_or_none(_first(attributes, "url.full", "http.url")),
+        _text_or_none(attributes.get("url.path")),
+        _text_or_none(attributes.get("url.query")),
+    )
+    for key in _BOOKKEEPING.intersection(attributes):
+        del attributes[key]
+    return (*derived, _json(attributes))
 
-    def spans(self, request: ExportTraceServiceRequest) -> Mapped:
-        d = self.columns.data
-        for resource_spans in request.resource_spans:
-            resource = _resource_columns(resource_spans.resource)
-            for scope_spans in resource_spans.scope_spans:
-                before = self.columns.rows
-                for span in scope_spans.spans:
-                    self._span(span)
-                self.columns.repeat(resource | _scope_columns(scope_spans.scope), self.columns.rows - before)
-        d["log_body"] = [None] * self.columns.rows
-        return self._done("spans")
 
-    def _span(self, span: Any) -> None:
-        trace_id, span_id = _hex(span.trace_id, 16), _hex(span.span_id, 8)
-        parent = _hex(span.parent_span_id, 8)
-        if trace_id is None or span_id is None or len(span.parent_span_id) not in (0, 8):
-            self.rejected += 1
-            return
-        d = self.columns.data
-        attributes = _attributes(span.attributes)
-        kind = attributes.get("logfire.span_type")
-        kind = kind if kind in _KINDS else "span"
-        status = span.status.code
-        level = attributes.get("logfire.level_num")
-        if not isinstance(level, int) or isinstance(level, bool):
-            level = 17 if status == 2 else 9
-        start, end = span.start_time_unix_nano // 1000, span.end_time_unix_nano // 1000
-        d["trace_id"].append(trace_id)
-        d["span_id"].append(span_id)
-        d["parent_span_id"].append(parent)
-        d["start_timestamp"].append(start)
-        d["end_timestamp"].append(end)
-        d["duration"].append(None if kind == "log" else (end - start) / 1e6)
-        events, exception = [], None
+def _exception(attributes: dict[str, Any] | None) -> tuple[Any, ...]:
+    if attributes is None:
+        return (False, None, None, None)
+    return (
+        True,
+        _text_or_none(attributes.get("exception.type")),
+        _text_or_none(attributes.get("exception.message")),
+        _text_or_none(attributes.get("exception.stacktrace")),
+    )
+
+
+def _span(span: Any) -> tuple[Any, ...] | None:
+    trace_id, span_id = _hex(span.trace_id, 16), _hex(span.span_id, 8)
+    if trace_id is None or span_id is None or len(span.parent_span_id) not in (0, 8):
+        return None
+    attributes = _attributes(span.attributes)
+    kind = attributes.get("logfire.span_type")
+    kind = kind if kind in _KINDS else "span"
+    status = span.status.code
+    level = attributes.get("logfire.level_num")
+    if not isinstance(level, int) or isinstance(level, bool):
+        level = 17 if status == 2 else 9
+    start, end = span.start_time_unix_nano // 1000, span.end_time_unix_nano // 1000
+    events, exception = "[]", None
+    if span.events:
+        listed = []
         for event in span.events:
             event_attributes = _attributes(event.attributes)
             if event.name == "exception" and exception is None:
                 exception = event_attributes
-            events.append({"name": event.name, "timestamp": _iso(event.time_unix_nano), "attributes": event_attributes})
-        self._exception(exception)
-        d["otel_events"].append(_json(events))
-        d["otel_links"].append(
-            _json(
-                [
-                    {
-                        "trace_id": binascii.hexlify(link.trace_id).decode(),
-                        "span_id": binascii.hexlify(link.span_id).decode(),
-                        "attributes": _attributes(link.attributes),
-                    }
-                    for link in span.links
-                ]
-            )
+            listed.append({"name": event.name, "timestamp": _iso(event.time_unix_nano), "attributes": event_attributes})
+        events = _json(listed)
+    links = "[]"
+    if span.links:
+        links = _json(
+            [
+                {
+                    "trace_id": binascii.hexlify(link.trace_id).decode(),
+                    "span_id": binascii.hexlify(link.span_id).decode(),
+                    "attributes": _attributes(link.attributes),
+                }
+                for link in span.links
+            ]
         )
-        d["otel_status_code"].append(_STATUS.get(status, "UNSET"))
-        d["otel_status_message"].append(span.status.message or None)
-        self._common(attributes, level, span.name, kind)
+    return (
+        trace_id,
+        span_id,
+        _hex(span.parent_span_id, 8),
+        start,
+        end,
+        None if kind == "log" else (end - start) / 1e6,
+        None,
+        *_exception(exception),
+        _STATUS.get(status, "UNSET"),
+        span.status.message or None,
+        events,
+        links,
+        *_from_attributes(attributes, level, span.name, kind),
+    )
 
-    def logs(self, request: ExportLogsServiceRequest) -> Mapped:
-        d = self.columns.data
-        for resource_logs in request.resource_logs:
-            resource = _resource_columns(resource_logs.resource)
-            for scope_logs in resource_logs.scope_logs:
-                before = self.columns.rows
-                for record in scope_logs.log_records:
-                    self._log(record)
-                self.columns.repeat(resource | _scope_columns(scope_logs.scope), self.columns.rows - before)
-        d["otel_status_code"] = d["otel_status_message"] = [None] * self.columns.rows
-        d["otel_events"] = ["[]"] * self.columns.rows
-        d["otel_links"] = ["[]"] * self.columns.rows
-        return self._done("log records")
 
-    def _log(self, record: Any) -> None:
-        d = self.columns.data
-        attributes = _attributes(record.attributes)
-        nanos = record.time_unix_nano or record.observed_time_unix_nano
-        body = _value(record.body) if record.HasField("body") else None
-        body_text = _text_or_none(body)
-        level = record.severity_number or LEVEL_NUMBERS.get(record.severity_text.lower(), 9)
-        template = attributes.get("logfire.msg_template")
-        name = template if isinstance(template, str) else body_text or "log"
-        d["trace_id"].append(_hex(record.trace_id, 16) or os.urandom(16).hex())
-        d["span_id"].append(os.urandom(8).hex())
-        d["parent_span_id"].append(_hex(record.span_id, 8))
-        d["start_timestamp"].append(nanos // 1000)
-        d["end_timestamp"].append(nanos // 1000)
-        d["duration"].append(None)
-        d["log_body"].append(body_text)
-        has_exception = any(key.startswith("exception.") for key in attributes)
-        self._exception(attributes if has_exception else None)
-        if "logfire.msg" not in attributes and body_text is not None:
-            attributes["logfire.msg"] = body_text
-        self._common(attributes, int(level), name, "log")
+def _log(record: Any) -> tuple[Any, ...]:
+    attributes = _attributes(record.attributes)
+    nanos = record.time_unix_nano or record.observed_time_unix_nano
+    body_text = _text_or_none(_value(record.body)) if record.HasField("body") else None
+    level = record.severity_number or LEVEL_NUMBERS.get(record.severity_text.lower(), 9)
+    template = attributes.get("logfire.msg_template")
+    name = template if isinstance(template, str) else body_text or "log"
+    exception = attributes if any(key.startswith("exception.") for key in attributes) else None
+    if "logfire.msg" not in attributes and body_text is not None:
+        attributes["logfire.msg"] = body_text
+    return (
+        _hex(record.trace_id, 16) or os.urandom(16).hex(),
+        os.urandom(8).hex(),
+        _hex(record.span_id, 8),
+        nanos // 1000,
+        nanos // 1000,
+        None,
+        body_text,
+        *_exception(exception),
+        None,
+        None,
+        "[]",
+        "[]",
+        *_from_attributes(attributes, int(level), name, "log"),
+    )
 
 
 # --- metrics -------------------------------------------------------------------------------------------------
 
-
-_GROUP_COLUMNS = frozenset(
-    {"otel_resource_attributes", "service_name", "process_pid", "deployment_environment"}
-    | {column for column, _ in _RESOURCE_COLUMNS}
-    | {"otel_scope_name", "otel_scope_version", "otel_scope_attributes"}
-)
-_POINT_COLUMNS = tuple(
-    name for name in METRICS_SCHEMA.names if name not in _GROUP_COLUMNS | {"created_at", "day", "project_id"}
-)
+_POINT_FIELDS = tuple(name for name in METRICS_SCHEMA.names if name not in {*_GROUP_COLUMNS, *_FIXED_COLUMNS})
 
 
-class _Metrics:
-    def __init__(self, received_us: int) -> None:
-        self.columns = _Columns(METRICS_SCHEMA)
-        self.received_us = received_us
-        self.rejected = 0
+def _metrics(request: ExportMetricsServiceRequest, received_us: int) -> Mapped:
+    rows = _Rows(METRICS_SCHEMA, _POINT_FIELDS)
+    for resource_metrics in request.resource_metrics:
+        resource = _resource_columns(resource_metrics.resource)
+        for scope_metrics in resource_metrics.scope_metrics:
+            group = rows.group(resource, scope_metrics.scope)
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                if kind == "summary":
+                    rows.rejected += len(metric.summary.data_points)
+                elif kind is not None:
+                    for point in getattr(metric, kind).data_points:
+                        rows.add(_point(metric, kind, point), group)
+    message = f"{rows.rejected} summary data points dropped: Logfire does not store summaries" if rows.rejected else ""
+    return Mapped("metrics", rows.table(received_us, "recorded_timestamp"), rows.rejected, message)
 
-    def points(self, request: ExportMetricsServiceRequest) -> Mapped:
-        c = self.columns
-        for resource_metrics in request.resource_metrics:
-            resource = _resource_columns(resource_metrics.resource)
-            for scope_metrics in resource_metrics.scope_metrics:
-                before = c.rows
-                for metric in scope_metrics.metrics:
-                    self._metric(metric)
-                c.repeat(resource | _scope_columns(scope_metrics.scope), c.rows - before)
-        c.data["day"] = [(t or self.received_us) // _DAY_US for t in c.data["recorded_timestamp"]]
-        table = c.table({"created_at": self.received_us, "project_id": LOCAL_PROJECT_ID})
-        message = f"{self.rejected} summary data points dropped: Logfire does not store summaries"
-        return Mapped("metrics", table, self.rejected, message if self.rejected else "")
 
-    def _metric(self, metric: Any) -> None:
-        kind = metric.WhichOneof("data")
-        if kind is None:
-            return
-        data = getattr(metric, kind)
-        if kind == "summary":
-            self.rejected += len(data.data_points)
-            return
-        metric_type = "exponential_histogram" if kind == "exponential_histogram" else kind
-        temporality = _TEMPORALITY.get(getattr(data, "aggregation_temporality", 0))
-        monotonic = data.is_monotonic if kind == "sum" else None
-        for point in data.data_points:
-            row = dict.fromkeys(_POINT_COLUMNS)
-            row.update(
-                recorded_timestamp=point.time_unix_nano // 1000,
-                start_timestamp=point.start_time_unix_nano // 1000 or None,
-                metric_name=metric.name,
-                metric_type=metric_type,
-                unit=metric.unit,
-                metric_description=metric.description or None,
-                aggregation_temporality=temporality,
-                is_monotonic=monotonic,
-                attributes=_json(_attributes(point.attributes)),
-                exemplars=_json([_exemplar(e) for e in point.exemplars]),
-            )
-            if kind in ("gauge", "sum"):
-                row["scalar_value"] = float(getattr(point, point.WhichOneof("value") or "as_double"))
-            else:
-                row.update(
-                    histogram_count=point.count,
-                    histogram_sum=point.sum if point.HasField("sum") else None,
-                    histogram_min=point.min if point.HasField("min") else None,
-                    histogram_max=point.max if point.HasField("max") else None,
-                )
-            if kind == "histogram":
-                row.update(
-                    histogram_bucket_counts=list(point.bucket_counts),
-                    histogram_explicit_bounds=list(point.explicit_bounds),
-                )
-            elif kind == "exponential_histogram":
-                row.update(
-                    exp_histogram_scale=point.scale,
-                    exp_histogram_zero_count=point.zero_count,
-                    exp_histogram_zero_threshold=point.zero_threshold,
-                    exp_histogram_positive_bucket_counts=list(point.positive.bucket_counts),
-                    exp_histogram_positive_bucket_counts_offset=point.positive.offset,
-                    exp_histogram_negative_bucket_counts=list(point.negative.bucket_counts),
-                    exp_histogram_negative_bucket_counts_offset=point.negative.offset,
-                )
-            for name in _POINT_COLUMNS:
-                self.columns.data[name].append(row[name])
-            self.columns.rows += 1
+def _point(metric: Any, kind: str, point: Any) -> tuple[Any, ...]:
+    data = getattr(metric, kind)
+    row: dict[str, Any] = dict.fromkeys(_POINT_FIELDS)
+    row.update(
+        recorded_timestamp=point.time_unix_nano // 1000,
+        start_timestamp=point.start_time_unix_nano // 1000 or None,
+        metric_name=metric.name,
+        metric_type=kind,
+        unit=metric.unit,
+        metric_description=metric.description or None,
+        aggregation_temporality=_TEMPORALITY.get(getattr(data, "aggregation_temporality", 0)),
+        is_monotonic=data.is_monotonic if kind == "sum" else None,
+        attributes=_json(_attributes(point.attributes)),
+        exemplars=_json([_exemplar(e) for e in point.exemplars]),
+    )
+    if kind in ("gauge", "sum"):
+        row["scalar_value"] = float(getattr(point, point.WhichOneof("value") or "as_double"))
+    else:
+        row.update(
+            histogram_count=point.count,
+            histogram_sum=point.sum if point.HasField("sum") else None,
+            histogram_min=point.min if point.HasField("min") else None,
+            histogram_max=point.max if point.HasField("max") else None,
+        )
+    if kind == "histogram":
+        row.update(
+            histogram_bucket_counts=list(point.bucket_counts),
+            histogram_explicit_bounds=list(point.explicit_bounds),
+        )
+    elif kind == "exponential_histogram":
+        row.update(
+            exp_histogram_scale=point.scale,
+            exp_histogram_zero_count=point.zero_count,
+            exp_histogram_zero_threshold=point.zero_threshold,
+            exp_histogram_positive_bucket_counts=list(point.positive.bucket_counts),
+            exp_histogram_positive_bucket_counts_offset=point.positive.offset,
+            exp_histogram_negative_bucket_counts=list(point.negative.bucket_counts),
+            exp_histogram_negative_bucket_counts_offset=point.negative.offset,
+        )
+    return tuple(row.values())
 
 
 def _exemplar(exemplar: Any) -> dict[str, Any]:

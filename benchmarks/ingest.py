@@ -1,0 +1,218 @@
+"""OTLP ingest into the local server: spans/s with the SDK's exporter, and query latency on ingested rows.
+
+    python benchmarks/ingest.py --spans 100000 --exporters 1,4      # prints Markdown tables
+
+1. Ingest: ``logfire-io serve --data-dir`` runs in its own process group (as a user runs it); this process makes
+   ``--spans`` real spans with the ``logfire`` SDK (kept in memory, not timed), then exports them with the
+   SDK's own exporter (``OTLPSpanExporter``, protobuf + gzip, batches of 512 as its batch processor sends)
+   from N threads, while a query runs every 100 ms. Throughput is spans acknowledged per wall-clock second.
+2. Queries: the same rows, ingested (as many sorted segments) vs loaded once from a Parquet file, each behind
+   its own server; median latency of a few typical queries over 5 runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import _machine, _table
+
+READ, WRITE = "pylf_v1_local_bench_read", "pylf_v1_local_bench_write"
+BATCH = 512
+QUERIES = {
+    "count": "SELECT count(*) FROM records",
+    "group by span_name": "SELECT span_name, count(*) AS n FROM records GROUP BY span_name ORDER BY n DESC",
+    "last 10 s window": "SELECT span_id, message FROM records ORDER BY start_timestamp DESC LIMIT 100",
+    "attribute filter": "SELECT count(*) FROM records WHERE attributes->>'route' = '/api/7'",
+}
+
+
+def _serve(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    command = [
+        sys.executable,
+        "-c",
+        "from logfire_io._cli import main; raise SystemExit(main())",
+        "serve",
+        "--port=0",
+        "--demo-rows=0",
+        f"--data-dir={data_dir}",
+        f"--read-token={READ}",
+        f"--write-token={WRITE}",
+        *extra,
+    ]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "base URL:" in line:
+            return proc, line.split("base URL:")[1].strip()
+    msg = "the server did not start"
+    raise RuntimeError(msg)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+def _make_spans(count: int) -> list[Any]:
+    """Real spans from the logfire SDK: half spans with attributes of several types, half logs inside them."""
+    import logfire
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    memory = InMemorySpanExporter()
+    logfire.configure(send_to_logfire=False, console=False, additional_span_processors=[SimpleSpanProcessor(memory)])
+    for i in range(count // 2):
+        with logfire.span("handle {route}", route=f"/api/{i % 50}", user_id=i, ok=True, payload={"items": [i, 2]}):
+            logfire.info("step {n} done", n=i, ratio=i / 7)
+    spans = [s for s in memory.get_finished_spans() if s.attributes.get("logfire.span_type") != "pending_span"]
+    return spans[:count]
+
+
+def _export(base_url: str, spans: list[Any], threads: int) -> float:
+    """Export every span with the SDK's OTLP exporter from ``threads`` threads; returns spans/s."""
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    batches = [spans[i : i + BATCH] for i in range(0, len(spans), BATCH)]
+    failures: list[int] = []
+
+    def run(mine: list[list[Any]]) -> None:
+        exporter = OTLPSpanExporter(
+            endpoint=f"{base_url}/v1/traces", headers={"Authorization": WRITE}, compression=Compression.Gzip
+        )
+        for batch in mine:
+            if exporter.export(batch) != SpanExportResult.SUCCESS:
+                failures.append(len(batch))
+        exporter.shutdown()
+
+    workers = [threading.Thread(target=run, args=(batches[i::threads],)) for i in range(threads)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        msg = f"{sum(failures)} spans were not acknowledged"
+        raise RuntimeError(msg)
+    return len(spans) / elapsed
+
+
+def _query(client: Any, sql: str) -> float:
+    started = time.perf_counter()
+    answer = client.post(
+        "/v2/query", json={"sql": sql, "min_timestamp": "2000-01-01T00:00:00Z", "limit": 10_000}, timeout=120
+    )
+    answer.raise_for_status()
+    return time.perf_counter() - started
+
+
+def _querying(base_url: str, stop: threading.Event, samples: list[float]) -> None:
+    import httpx
+
+    with httpx.Client(base_url=base_url, headers={"authorization": READ}) as client:
+        while not stop.wait(0.1):
+            samples.append(_query(client, QUERIES["count"]))
+
+
+def bench_ingest(spans: list[Any], exporters: list[int]) -> tuple[str, Path]:
+    rows = []
+    keep = Path(tempfile.mkdtemp(prefix="logfire-io-bench-"))
+    for threads in exporters:
+        data_dir = keep / f"ingest-{threads}"
+        proc, base_url = _serve(data_dir)
+        try:
+            stop, samples = threading.Event(), []
+            querier = threading.Thread(target=_querying, args=(base_url, stop, samples))
+            querier.start()
+            rate = _export(base_url, spans, threads)
+            stop.set()
+            querier.join()
+        finally:
+            _stop(proc)
+        segments = len(list((data_dir / "records_all").glob("seg-*.arrow")))
+        rows.append(
+            [
+                str(threads),
+                f"{len(spans):,}",
+                f"{rate:,.0f}",
+                f"{statistics.median(samples) * 1000:.0f}" if samples else "-",
+                str(len(samples)),
+                str(segments),
+            ]
+        )
+    table = _table(
+        f"Ingest: {len(spans):,} SDK spans through `OTLPSpanExporter` (protobuf, gzip, {BATCH} per request)",
+        ["exporter threads", "spans", "spans/s", "count(*) while ingesting, ms (median)", "queries", "segments"],
+        rows,
+    )
+    return table, keep / f"ingest-{exporters[-1]}"
+
+
+def bench_queries(ingested_dir: Path, repeat: int = 5) -> str:
+    import httpx
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from logfire_io.server.store import live_segments, read_segment
+
+    pieces = [read_segment(p) for p in live_segments(ingested_dir / "records_all")]
+    table = pa.concat_tables(pieces)
+    parquet = ingested_dir.parent / "records.parquet"
+    pq.write_table(table, parquet)
+    ingested, ingested_url = _serve(ingested_dir)
+    loaded, loaded_url = _serve(ingested_dir.parent / "loaded", f"--records={parquet}")
+    rows = []
+    try:
+        with (
+            httpx.Client(base_url=ingested_url, headers={"authorization": READ}) as on_ingested,
+            httpx.Client(base_url=loaded_url, headers={"authorization": READ}) as on_loaded,
+        ):
+            for name, sql in QUERIES.items():
+                for client in (on_ingested, on_loaded):
+                    _query(client, sql)  # warm up: the workers map the segments once
+                a = statistics.median(_query(on_ingested, sql) for _ in range(repeat))
+                b = statistics.median(_query(on_loaded, sql) for _ in range(repeat))
+                rows.append([name, f"{a * 1000:.0f}", f"{b * 1000:.0f}", f"{a / b:.2f}"])
+    finally:
+        _stop(ingested)
+        _stop(loaded)
+    return _table(
+        f"Query latency on {table.num_rows:,} rows: ingested ({len(pieces)} segments) vs loaded from Parquet (1)",
+        ["query", "ingested ms (median of 5)", "Parquet-loaded ms", "ratio"],
+        rows,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--spans", type=int, default=100_000)
+    parser.add_argument("--exporters", default="1,4", help="exporter thread counts to run, comma-separated")
+    args = parser.parse_args()
+    exporters = [int(n) for n in args.exporters.split(",")]
+    started = datetime.now(UTC)
+    spans = _make_spans(args.spans)
+    ingest, ingested_dir = bench_ingest(spans, exporters)
+    queries = bench_queries(ingested_dir)
+    print(f"`python benchmarks/ingest.py --spans {args.spans} --exporters {args.exporters}`\n")
+    print(f"{started:%Y-%m-%d %H:%M} UTC, {_machine()}\n")
+    print(ingest)
+    print(queries)
+    print(f"(took {(datetime.now(UTC) - started) / timedelta(seconds=1):.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
