@@ -295,8 +295,12 @@ def _first(attributes: dict[str, Any], *keys: str) -> Any:
     return None
 
 
+_ZERO_IDS = {16: bytes(16), 8: bytes(8)}
+
+
 def _hex(raw: bytes, size: int) -> str | None:
-    return binascii.hexlify(raw).decode() if len(raw) == size and any(raw) else None
+    """Lowercase hex of an id of ``size`` bytes; None when it is empty, all zero (invalid in OTLP) or misshapen."""
+    return raw.hex() if len(raw) == size and raw != _ZERO_IDS[size] else None
 
 
 # --- resource and scope ----------------------------------------------------------------------------------------

@@ -52,8 +52,8 @@ LOADED = "loaded.arrow"
 _SEGMENT = re.compile(r"^seg-(\d{16})-(\d{16})\.arrow$")
 _MARKER = "logfire-io-store.json"
 _FORMAT = {"format": "logfire-io-store", "version": 1}
-_FANIN = 4
-"""How many segments of one size tier are merged into one."""
+_FANIN = 8
+"""How many segments of one size tier are merged into one (each row is rewritten about log8(rows) times)."""
 _MAX_SEGMENTS = 48
 """Past this many ingested segments per table, the smallest run is merged whatever its tiers."""
 _log = logging.getLogger("logfire_io.server")
@@ -305,8 +305,8 @@ class Store:
 
 
 def _tier(rows: int) -> int:
-    """Size class of a segment: 0 below 1,024 rows, then one more per factor of ``_FANIN``."""
-    return max(0, (rows.bit_length() - 1) // 2 - 4)
+    """Size class of a segment: 0 below 4,096 rows, then one more per factor of 8 (``_FANIN``)."""
+    return max(0, (rows.bit_length() - 1) // 3 - 3)
 
 
 def _write_json(path: Path, value: object) -> None:
