@@ -126,3 +126,19 @@ def test_15_concurrent_appends_while_compacting_keep_every_row_once(tmp_path: Pa
         assert sorted(ids) == [f"{i:016x}" for i in range(600)]
     finally:
         store.close()
+
+
+def test_15_merged_segments_hold_few_large_batches(tmp_path: Path) -> None:
+    """Regression: merged segments kept one record batch per merged piece, and queries over the hundreds of tiny
+    batches ran several times slower than over the same rows loaded from one file."""
+    store = Store(tmp_path, SCHEMAS)
+    try:
+        for start in range(64):
+            store.append("records_all", _batch(start * 50, list(range(start, start + 50))))
+        store.compact()
+        for path in live_segments(store.directory("records_all")):
+            reader = pa.ipc.open_file(pa.memory_map(str(path)))
+            rows = sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+            assert reader.num_record_batches <= rows // 65_536 + 1, path.name
+    finally:
+        store.close()
