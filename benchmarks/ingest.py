@@ -171,10 +171,10 @@ def bench_ingest(spans: list[Any], exporters: list[int]) -> tuple[str, Path]:
         try:
             stop, samples = threading.Event(), []
             querier = threading.Thread(target=_querying, args=(base_url, stop, samples))
-            cpu = _cpu_seconds(proc.pid)
+            cpu, sender_cpu = _cpu_seconds(proc.pid), time.process_time()
             querier.start()
             rate = send(base_url, spans, threads)
-            cpu = _cpu_seconds(proc.pid) - cpu
+            cpu, sender_cpu = _cpu_seconds(proc.pid) - cpu, time.process_time() - sender_cpu
             stop.set()
             querier.join()
         finally:
@@ -186,6 +186,7 @@ def bench_ingest(spans: list[Any], exporters: list[int]) -> tuple[str, Path]:
                 str(threads),
                 f"{rate:,.0f}",
                 f"{len(spans) / cpu:,.0f}",
+                f"{len(spans) / sender_cpu:,.0f}",
                 f"{statistics.median(samples) * 1000:.0f}" if samples else "-",
                 str(len(samples)),
                 str(segments),
@@ -198,6 +199,7 @@ def bench_ingest(spans: list[Any], exporters: list[int]) -> tuple[str, Path]:
             "threads",
             "spans/s (wall)",
             "spans per server CPU-second",
+            "spans per sender CPU-second",
             "count(*) during ingest, ms (median)",
             "queries",
             "segments left",
