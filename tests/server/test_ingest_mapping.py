@@ -66,6 +66,7 @@ def expected_row(spec: SpanSpec, service: str) -> dict:
         "duration": None if kind == "log" else (end_us - start_us) / 1e6,
         "service_name": service,
         "otel_status_code": "ERROR" if spec.error else "UNSET",
+        "day": datetime.fromtimestamp(start_us // 1_000_000, UTC).date(),
     }
 
 

@@ -377,8 +377,8 @@ class _Rows:
         where = pa.array(self.group_of_row, pa.int32())
         for name in _GROUP_COLUMNS:
             columns[name] = _array([g[name] for g in self.groups], self.schema.field(name).type).take(where)
-        times = [received_us if t is None else t for t in columns[time_column].cast(pa.int64()).to_pylist()]
-        columns["day"] = _array([t // _DAY_US for t in times], pa.date32())
+        received_day = pa.scalar(received_us // _DAY_US, pa.int32()).cast(pa.date32())
+        columns["day"] = columns[time_column].cast(pa.date32()).fill_null(received_day)
         columns["created_at"] = _array([received_us] * n, self.schema.field("created_at").type)
         columns["project_id"] = pa.array([LOCAL_PROJECT_ID] * n, pa.string())
         return pa.Table.from_arrays([columns[f.name] for f in self.schema], schema=self.schema)
