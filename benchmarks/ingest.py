@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import _machine, _table
+from tests.server.otlp import ServeProcess
 
 READ, WRITE = "pylf_v1_local_bench_read", "pylf_v1_local_bench_write"
 BATCH = 512
@@ -36,33 +36,6 @@ QUERIES = {
     "last 10 s window": "SELECT span_id, message FROM records ORDER BY start_timestamp DESC LIMIT 100",
     "attribute filter": "SELECT count(*) FROM records WHERE attributes->>'route' = '/api/7'",
 }
-
-
-def _serve(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
-    command = [
-        sys.executable,
-        "-c",
-        "from logfire_io._cli import main; raise SystemExit(main())",
-        "serve",
-        "--port=0",
-        "--demo-rows=0",
-        f"--data-dir={data_dir}",
-        f"--read-token={READ}",
-        f"--write-token={WRITE}",
-        *extra,
-    ]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if "base URL:" in line:
-            return proc, line.split("base URL:")[1].strip()
-    msg = "the server did not start"
-    raise RuntimeError(msg)
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
 
 
 def _make_spans(count: int) -> list[Any]:
@@ -78,6 +51,17 @@ def _make_spans(count: int) -> list[Any]:
             logfire.info("step {n} done", n=i, ratio=i / 7)
     spans = [s for s in memory.get_finished_spans() if s.attributes.get("logfire.span_type") != "pending_span"]
     return spans[:count]
+
+
+def _in_threads(run: Any, work: list[Any], threads: int) -> float:
+    """Seconds for ``threads`` threads to ``run`` their share of ``work`` (one sender per thread)."""
+    workers = [threading.Thread(target=run, args=(work[i::threads],)) for i in range(threads)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return time.perf_counter() - started
 
 
 def _export(base_url: str, spans: list[Any], threads: int) -> float:
@@ -98,13 +82,7 @@ def _export(base_url: str, spans: list[Any], threads: int) -> float:
                 failures.append(len(batch))
         exporter.shutdown()
 
-    workers = [threading.Thread(target=run, args=(batches[i::threads],)) for i in range(threads)]
-    started = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    elapsed = time.perf_counter() - started
+    elapsed = _in_threads(run, batches, threads)
     if failures:
         msg = f"{sum(failures)} spans were not acknowledged"
         raise RuntimeError(msg)
@@ -134,13 +112,7 @@ def _post_encoded(base_url: str, spans: list[Any], threads: int) -> float:
             for body in mine:
                 client.post("/v1/traces", content=body).raise_for_status()
 
-    workers = [threading.Thread(target=run, args=(bodies[i::threads],)) for i in range(threads)]
-    started = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return len(spans) / (time.perf_counter() - started)
+    return len(spans) / _in_threads(run, bodies, threads)
 
 
 def _query(client: Any, sql: str) -> float:
@@ -167,18 +139,19 @@ def bench_ingest(spans: list[Any], exporters: list[int]) -> tuple[str, Path]:
     runs.append(("pre-encoded bodies (server only)", exporters[-1], _post_encoded))
     for label, threads, send in runs:
         data_dir = keep / f"ingest-{len(rows)}"
-        proc, base_url = _serve(data_dir)
+        server = ServeProcess(data_dir, READ, WRITE)
+        base_url = server.base_url
         try:
             stop, samples = threading.Event(), []
             querier = threading.Thread(target=_querying, args=(base_url, stop, samples))
-            cpu, sender_cpu = _cpu_seconds(proc.pid), time.process_time()
+            cpu, sender_cpu = _cpu_seconds(server.proc.pid), time.process_time()
             querier.start()
             rate = send(base_url, spans, threads)
-            cpu, sender_cpu = _cpu_seconds(proc.pid) - cpu, time.process_time() - sender_cpu
+            cpu, sender_cpu = _cpu_seconds(server.proc.pid) - cpu, time.process_time() - sender_cpu
             stop.set()
             querier.join()
         finally:
-            _stop(proc)
+            server.stop()
         segments = len(list((data_dir / "records_all").glob("seg-*.arrow")))
         rows.append(
             [
@@ -220,13 +193,13 @@ def bench_queries(ingested_dir: Path, repeat: int = 5) -> str:
     table = pa.concat_tables(pieces)
     parquet = ingested_dir.parent / "records.parquet"
     pq.write_table(table, parquet)
-    ingested, ingested_url = _serve(ingested_dir)
-    loaded, loaded_url = _serve(ingested_dir.parent / "loaded", f"--records={parquet}")
+    ingested = ServeProcess(ingested_dir, READ, WRITE)
+    loaded = ServeProcess(ingested_dir.parent / "loaded", READ, WRITE, f"--records={parquet}")
     rows = []
     try:
         with (
-            httpx.Client(base_url=ingested_url, headers={"authorization": READ}) as on_ingested,
-            httpx.Client(base_url=loaded_url, headers={"authorization": READ}) as on_loaded,
+            httpx.Client(base_url=ingested.base_url, headers={"authorization": READ}) as on_ingested,
+            httpx.Client(base_url=loaded.base_url, headers={"authorization": READ}) as on_loaded,
         ):
             for name, sql in QUERIES.items():
                 for client in (on_ingested, on_loaded):
@@ -235,8 +208,8 @@ def bench_queries(ingested_dir: Path, repeat: int = 5) -> str:
                 b = statistics.median(_query(on_loaded, sql) for _ in range(repeat))
                 rows.append([name, f"{a * 1000:.0f}", f"{b * 1000:.0f}", f"{a / b:.2f}"])
     finally:
-        _stop(ingested)
-        _stop(loaded)
+        ingested.stop()
+        loaded.stop()
     return _table(
         f"Query latency on {table.num_rows:,} rows: ingested ({len(pieces)} segments) vs loaded from Parquet (1)",
         ["query", "ingested ms (median of 5)", "Parquet-loaded ms", "ratio"],

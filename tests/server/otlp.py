@@ -5,7 +5,12 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -118,3 +123,48 @@ def post(
         body = gzip.compress(body)
         headers["content-encoding"] = "gzip"
     return client.post(path, content=body, headers=headers)
+
+
+def query(client: httpx.Client, token: str, sql: str, *, limit: int = 10_000) -> list[dict[str, Any]]:
+    """The rows of one ``POST /v2/query`` over every time (the local server's JSON answer)."""
+    answer = client.post(
+        "/v2/query",
+        json={"sql": sql, "min_timestamp": "1970-01-01T00:00:00Z", "limit": limit},
+        headers={"authorization": token},
+    )
+    assert answer.status_code == 200, answer.text
+    rows: list[dict[str, Any]] = answer.json()["data"]
+    return rows
+
+
+class ServeProcess:
+    """``logfire-io serve --data-dir`` as a user runs it, in its own process group so its query workers end with it."""
+
+    def __init__(self, data_dir: Path, read_token: str, write_token: str, *extra: str) -> None:
+        command = [
+            sys.executable,
+            "-c",
+            "from logfire_io._cli import main; raise SystemExit(main())",
+            "serve",
+            "--port=0",
+            "--demo-rows=0",
+            f"--data-dir={data_dir}",
+            f"--read-token={read_token}",
+            f"--write-token={write_token}",
+            *extra,
+        ]
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if "base URL:" in line:
+                self.base_url = line.split("base URL:")[1].strip()
+                return
+        msg = f"the server did not start (exit code {self.proc.wait()})"
+        raise RuntimeError(msg)
+
+    def stop(self, how: signal.Signals = signal.SIGTERM) -> None:
+        """Send ``how`` to the server and its workers (SIGKILL: a crash) and wait for the server to end."""
+        os.killpg(self.proc.pid, how)
+        self.proc.wait(timeout=60)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()

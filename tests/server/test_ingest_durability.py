@@ -9,54 +9,20 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.server.otlp import SpanSpec, post, trace_request
+from tests.server.otlp import ServeProcess, SpanSpec, post, query, trace_request
 
 READ, WRITE = "pylf_v1_local_durability_read", "pylf_v1_local_durability_write"
 NOW_NS = time.time_ns()
 _runs = itertools.count()
-
-
-class _Server:
-    """One ``logfire-io serve`` process in its own process group (so its query workers die with it)."""
-
-    def __init__(self, data_dir: Path) -> None:
-        command = [
-            sys.executable,
-            "-c",
-            "from logfire_io._cli import main; raise SystemExit(main())",
-            "serve",
-            "--port=0",
-            "--demo-rows=0",
-            f"--data-dir={data_dir}",
-            f"--read-token={READ}",
-            f"--write-token={WRITE}",
-        ]
-        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if "base URL:" in line:
-                self.base_url = line.split("base URL:")[1].strip()
-                break
-        else:
-            pytest.fail(f"the server did not start (exit code {self.proc.wait()})")
-
-    def kill(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
 
 
 def _batch_ids(run: int, round_: int, batch: int, size: int) -> list[bytes]:
@@ -81,13 +47,8 @@ def _send_until_killed(
 
 
 def _stored_span_ids(base_url: str) -> Counter[str]:
-    with httpx.Client(base_url=base_url, timeout=30, headers={"authorization": READ}) as client:
-        answer = client.post(
-            "/v2/query",
-            json={"sql": "SELECT span_id FROM records_all", "min_timestamp": "2000-01-01T00:00:00Z", "limit": 10_000},
-        )
-    assert answer.status_code == 200, answer.text
-    rows = answer.json()["data"]
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        rows = query(client, READ, "SELECT span_id FROM records_all")
     assert len(rows) < 10_000
     return Counter(row["span_id"] for row in rows)
 
@@ -102,7 +63,7 @@ def test_15_acknowledged_batches_survive_kill_9_exactly_once(
     acked: set[tuple[bytes, ...]] = set()
     sent: set[bytes] = set()
     for round_, delay in enumerate(kill_after):
-        server = _Server(data_dir)
+        server = ServeProcess(data_dir, READ, WRITE)
         _check(_stored_span_ids(server.base_url), acked, sent)  # what the previous kill left
         first_ack = threading.Event()
         sender = threading.Thread(
@@ -111,13 +72,13 @@ def test_15_acknowledged_batches_survive_kill_9_exactly_once(
         sender.start()
         assert first_ack.wait(timeout=60), "no batch was acknowledged"
         time.sleep(delay)  # the kill lands at a random point of the ingest
-        server.kill()
+        server.stop(signal.SIGKILL)
         sender.join(timeout=30)
-    server = _Server(data_dir)
+    server = ServeProcess(data_dir, READ, WRITE)
     try:
         _check(_stored_span_ids(server.base_url), acked, sent)
     finally:
-        server.kill()
+        server.stop(signal.SIGKILL)
 
 
 def _check(stored: Counter[str], acked: set[tuple[bytes, ...]], sent: set[bytes]) -> None:

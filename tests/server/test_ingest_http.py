@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from logfire_io.server import LocalLogfire
-from tests.server.otlp import SpanSpec, post, trace_request
+from tests.server.otlp import SpanSpec, post, query, trace_request
 
 LIMIT = 64 * 1024
 NOW_NS = time.time_ns()
@@ -44,13 +44,7 @@ def _span(name: str = "s", **kwargs: object) -> SpanSpec:
 
 
 def _count(srv: LocalLogfire, client: httpx.Client, where: str) -> int:
-    answer = client.post(
-        "/v2/query",
-        json={"sql": f"SELECT count(*) AS n FROM records_all WHERE {where}", "min_timestamp": "2000-01-01T00:00:00Z"},
-        headers={"authorization": srv.read_token},
-    )
-    assert answer.status_code == 200, answer.text
-    return int(answer.json()["data"][0]["n"])
+    return int(query(client, srv.read_token, f"SELECT count(*) AS n FROM records_all WHERE {where}")[0]["n"])
 
 
 def test_write_token_writes_and_read_token_does_not(srv: LocalLogfire, client: httpx.Client) -> None:
@@ -128,11 +122,7 @@ def test_summary_metrics_are_dropped_and_reported(srv: LocalLogfire, client: htt
     parsed = ExportMetricsServiceResponse()
     parsed.ParseFromString(answer.content)
     assert parsed.partial_success.rejected_data_points == 1
-    rows = client.post(
-        "/v2/query",
-        json={"sql": "SELECT metric_name, scalar_value FROM metrics", "min_timestamp": "2000-01-01T00:00:00Z"},
-        headers={"authorization": srv.read_token},
-    ).json()["data"]
+    rows = query(client, srv.read_token, "SELECT metric_name, scalar_value FROM metrics")
     assert rows == [{"metric_name": "a.gauge", "scalar_value": 7.0}]
 
 
@@ -143,15 +133,8 @@ def test_otel_logs(srv: LocalLogfire, client: httpx.Client) -> None:
     structured = records.add(observed_time_unix_nano=NOW_NS, severity_text="ERROR")
     structured.body.kvlist_value.values.add(key="event", value={"string_value": "structured"})
     assert post(client, "/v1/logs", request.SerializeToString(), srv.write_token).status_code == 200
-    answer = client.post(
-        "/v2/query",
-        json={
-            "sql": "SELECT kind, level, message, log_body FROM records WHERE log_body IS NOT NULL ORDER BY level",
-            "min_timestamp": "2000-01-01T00:00:00Z",
-        },
-        headers={"authorization": srv.read_token},
-    )
-    assert answer.json()["data"] == [
+    sql = "SELECT kind, level, message, log_body FROM records WHERE log_body IS NOT NULL ORDER BY level"
+    assert query(client, srv.read_token, sql) == [
         {"kind": "log", "level": 13, "message": "plain otel log", "log_body": "plain otel log"},
         # log_body is a JSON column: the JSON answer nests it, as Logfire's does
         {"kind": "log", "level": 17, "message": '{"event":"structured"}', "log_body": {"event": "structured"}},

@@ -149,20 +149,13 @@ def test_15_local_logfire_serves_its_data_dir_again(tmp_path: Path) -> None:
     import httpx
 
     from logfire_io.server import LocalLogfire
-    from tests.server.otlp import SpanSpec, post, trace_request
+    from tests.server.otlp import SpanSpec, post, query, trace_request
 
     loaded = _batch(0, [1_000_000, 2_000_000])
     span = SpanSpec(trace_id=b"\x07" * 16, span_id=b"\x08" * 8, name="ingested", start_ns=3_000_000_000)
     with LocalLogfire(records=loaded, data_dir=tmp_path, workers=1) as srv, httpx.Client(base_url=srv.base_url) as c:
         assert post(c, "/v1/traces", trace_request([span]).SerializeToString(), srv.write_token).status_code == 200
     with LocalLogfire(data_dir=tmp_path, workers=1) as srv, httpx.Client(base_url=srv.base_url) as c:
-        answer = c.post(
-            "/v2/query",
-            json={
-                "sql": "SELECT span_name FROM records ORDER BY start_timestamp",
-                "min_timestamp": "1970-01-01T00:00:00Z",
-            },
-            headers={"authorization": srv.read_token},
-        )
-        assert [r["span_name"] for r in answer.json()["data"]] == ["row {i}", "row {i}", "ingested"]
+        rows = query(c, srv.read_token, "SELECT span_name FROM records ORDER BY start_timestamp")
+        assert [r["span_name"] for r in rows] == ["row {i}", "row {i}", "ingested"]
         assert srv.num_records == 3
