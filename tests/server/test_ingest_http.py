@@ -194,3 +194,13 @@ def test_no_token_in_logs_or_answers(
     for text in [caplog.text, out, err, *(a.text for a in answers)]:
         assert srv.write_token not in text
         assert srv.read_token not in text
+
+
+def test_15_values_that_do_not_fit_the_schema_are_a_400(srv: LocalLogfire, client: httpx.Client) -> None:
+    """Regression: a histogram count past INTEGER's range raised inside the endpoint (a 500 the SDK retries forever)."""
+    request = ExportMetricsServiceRequest()
+    metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="huge", unit="1")
+    metric.histogram.data_points.add(time_unix_nano=NOW_NS, count=2**40, bucket_counts=[2**40])
+    answer = post(client, "/v1/metrics", request.SerializeToString(), srv.write_token)
+    assert answer.status_code == 400
+    assert "does not fit" in answer.json()["detail"]

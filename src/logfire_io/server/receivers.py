@@ -15,6 +15,7 @@ import time
 import zlib
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -100,15 +101,18 @@ def _receiver(signal: Signal) -> Callable[[Request], Response]:
         state: ServerState = request.app.state.logfire
         try:
             _check_write_token(request, state)
+            if state.store is None:
+                raise IngestError(404, "this server does not store telemetry")
             as_json = _wants_json(request)
             body = _body(request, state.max_ingest_bytes)
             try:
                 message = decode(signal, body, json=as_json)
             except MalformedRequest as exc:
                 raise IngestError(400, str(exc)) from None
-            mapped = map_request(signal, message, received_us=time.time_ns() // 1000)
-            if state.store is None:
-                raise IngestError(404, "this server does not store telemetry")
+            try:
+                mapped = map_request(signal, message, received_us=time.time_ns() // 1000)
+            except (pa.ArrowInvalid, OverflowError) as exc:
+                raise IngestError(400, f"a value does not fit Logfire's columns: {exc}") from None
             try:
                 state.store.append(mapped.table, mapped.rows)
             except OSError as exc:
