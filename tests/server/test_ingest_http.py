@@ -204,3 +204,21 @@ def test_15_values_that_do_not_fit_the_schema_are_a_400(srv: LocalLogfire, clien
     answer = post(client, "/v1/metrics", request.SerializeToString(), srv.write_token)
     assert answer.status_code == 400
     assert "does not fit" in answer.json()["detail"]
+
+
+def test_15_integers_past_64_bits_in_json_attributes_stay_exact(srv: LocalLogfire, client: httpx.Client) -> None:
+    """Regression: JSON-encoded attribute values were decoded with orjson, which turns 2**70 into a float."""
+    span = _span("big int", attributes={"ids": [2**70 + 1, -(2**65) - 3], "nested": {"n": 2**64 + 7}})
+    assert post(client, "/v1/traces", trace_request([span]).SerializeToString(), srv.write_token).status_code == 200
+    import json
+
+    import logfire_io  # noqa: F401
+    import polars as pl
+
+    frame = pl.read_logfire(  # Arrow, so the stored text arrives as it is
+        "SELECT attributes FROM records WHERE span_name = 'big int'",
+        read_token=srv.read_token,
+        base_url=srv.base_url,
+        json_columns=None,
+    )
+    assert json.loads(frame["attributes"][0]) == {"ids": [2**70 + 1, -(2**65) - 3], "nested": {"n": 2**64 + 7}}

@@ -60,6 +60,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -140,7 +141,7 @@ class Mapped:
     message: str = ""
 
 
-def decode(signal: Signal, body: bytes, *, json: bool) -> Message:
+def decode(signal: Signal, body: bytes, *, as_json: bool) -> Message:
     """Parse an OTLP export request (protobuf, or OTLP/JSON whose ids are hex as the spec says).
 
     Raises
@@ -150,12 +151,12 @@ def decode(signal: Signal, body: bytes, *, json: bool) -> Message:
     """
     message = _REQUESTS[signal]()
     try:
-        if json:
+        if as_json:
             ParseDict(_hex_ids_to_base64(orjson.loads(body)), message, ignore_unknown_fields=True)
         else:
             message.ParseFromString(body)
     except (DecodeError, orjson.JSONDecodeError) as exc:
-        kind = "OTLP/JSON" if json else "protobuf"
+        kind = "OTLP/JSON" if as_json else "protobuf"
         msg = f"the body is not a valid {kind} {type(message).__name__}: {exc}"
         raise MalformedRequest(msg) from None
     except Exception as exc:  # json_format raises ParseError and others for a wrong JSON shape
@@ -184,7 +185,7 @@ def _hex_ids_to_base64(value: Any) -> Any:
     return value
 
 
-def response(signal: Signal, mapped: Mapped, *, json: bool) -> bytes:
+def response(signal: Signal, mapped: Mapped, *, as_json: bool) -> bytes:
     """The collector's answer: an empty Export*ServiceResponse, with ``partial_success`` when rows were dropped."""
     if signal == "traces":
         answer: Any = ExportTraceServiceResponse()
@@ -200,7 +201,7 @@ def response(signal: Signal, mapped: Mapped, *, json: bool) -> bytes:
             answer.partial_success.rejected_data_points = mapped.rejected
     if mapped.rejected:
         answer.partial_success.error_message = mapped.message
-    if json:
+    if as_json:
         from google.protobuf.json_format import MessageToDict
 
         return orjson.dumps(MessageToDict(answer))
@@ -245,7 +246,10 @@ def _attributes(pairs: Any) -> dict[str, Any]:
 
 
 def _json(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # an integer past 64 bits, restored from the SDK's JSON: keep it exact
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 @lru_cache(maxsize=4096)
@@ -258,14 +262,13 @@ def _json_encoded_keys(schema: str) -> tuple[str, ...]:
     return tuple(key for key, prop in properties.items() if prop)
 
 
-def _restore_json(attributes: dict[str, Any], schema: str | None) -> None:
-    if not isinstance(schema, str):
-        return
+def _restore_json(attributes: dict[str, Any], schema: str) -> None:
+    """Decode the values the SDK JSON-encoded (stdlib ``json``: integers past 64 bits stay exact)."""
     for key in _json_encoded_keys(schema):
         text = attributes.get(key)
         if isinstance(text, str):
-            with contextlib.suppress(orjson.JSONDecodeError):
-                attributes[key] = orjson.loads(text)
+            with contextlib.suppress(ValueError):
+                attributes[key] = json.loads(text)
 
 
 def _iso(nanos: int) -> str:

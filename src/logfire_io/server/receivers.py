@@ -106,7 +106,7 @@ def _receiver(signal: Signal) -> Callable[[Request], Response]:
             as_json = _wants_json(request)
             body = _body(request, state.max_ingest_bytes)
             try:
-                message = decode(signal, body, json=as_json)
+                message = decode(signal, body, as_json=as_json)
             except MalformedRequest as exc:
                 raise IngestError(400, str(exc)) from None
             try:
@@ -119,7 +119,7 @@ def _receiver(signal: Signal) -> Callable[[Request], Response]:
                 raise IngestError(503, f"the batch could not be stored ({exc.strerror}); retry later") from None
         except IngestError as exc:
             return JSONResponse({"detail": exc.detail}, exc.status)
-        return Response(response(signal, mapped, json=as_json), 200, media_type=_JSON if as_json else _PROTOBUF)
+        return Response(response(signal, mapped, as_json=as_json), 200, media_type=_JSON if as_json else _PROTOBUF)
 
     receive.__name__ = receive.__qualname__ = f"receive_{signal}"
     receive.__doc__ = f"``POST /v1/{signal}``: store one OTLP export request of {signal}."
