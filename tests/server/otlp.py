@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import json
 import os
@@ -155,16 +156,21 @@ class ServeProcess:
         ]
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if "base URL:" in line:
-                self.base_url = line.split("base URL:")[1].strip()
-                return
-        msg = f"the server did not start (exit code {self.proc.wait()})"
-        raise RuntimeError(msg)
+        try:
+            for line in self.proc.stdout:
+                if "base URL:" in line:
+                    self.base_url = line.split("base URL:")[1].strip()
+                    return
+            msg = f"the server did not start (exit code {self.proc.wait()})"
+            raise RuntimeError(msg)
+        except BaseException:  # a timeout or an interrupt while starting: never leave the server running
+            self.stop(signal.SIGKILL)
+            raise
 
     def stop(self, how: signal.Signals = signal.SIGTERM) -> None:
         """Send ``how`` to the server and its workers (SIGKILL: a crash) and wait for the server to end."""
-        os.killpg(self.proc.pid, how)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, how)
         self.proc.wait(timeout=60)
         assert self.proc.stdout is not None
         self.proc.stdout.close()

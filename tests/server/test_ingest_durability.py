@@ -64,15 +64,17 @@ def test_15_acknowledged_batches_survive_kill_9_exactly_once(
     sent: set[bytes] = set()
     for round_, delay in enumerate(kill_after):
         server = ServeProcess(data_dir, READ, WRITE)
-        _check(_stored_span_ids(server.base_url), acked, sent)  # what the previous kill left
-        first_ack = threading.Event()
-        sender = threading.Thread(
-            target=_send_until_killed, args=(server.base_url, run, round_, batch_size, acked, sent, first_ack)
-        )
-        sender.start()
-        assert first_ack.wait(timeout=60), "no batch was acknowledged"
-        time.sleep(delay)  # the kill lands at a random point of the ingest
-        server.stop(signal.SIGKILL)
+        try:
+            _check(_stored_span_ids(server.base_url), acked, sent)  # what the previous kill left
+            first_ack = threading.Event()
+            sender = threading.Thread(
+                target=_send_until_killed, args=(server.base_url, run, round_, batch_size, acked, sent, first_ack)
+            )
+            sender.start()
+            assert first_ack.wait(timeout=60), "no batch was acknowledged"
+            time.sleep(delay)  # the kill lands at a random point of the ingest
+        finally:
+            server.stop(signal.SIGKILL)
         sender.join(timeout=30)
     server = ServeProcess(data_dir, READ, WRITE)
     try:
