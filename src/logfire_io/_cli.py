@@ -164,6 +164,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="BOUNDS",
         help="min/max_timestamp semantics: one of '[)' '[]' '(]' '()', [ and ] inclusive (default: '[)')",
     )
+    serve.add_argument("--write-token", help="the token OTLP exporters must send (default: a random one)")
+    serve.add_argument("--data-dir", type=Path, help="keep every table here, durably, and serve it again on restart")
 
     query = commands.add_parser("query", help="run a query and export every row, sliced past the row cap")
     query.add_argument("sql", metavar="SQL", help="the query, in Logfire's SQL")
@@ -225,7 +227,14 @@ def _in_flags(message: str, args: argparse.Namespace) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``logfire-io`` console script."""
     args = _parser().parse_args(argv)
-    token = (getattr(args, "read_token", None) or os.environ.get("LOGFIRE_READ_TOKEN") or "").strip()
+    tokens = [
+        t.strip()
+        for t in (
+            getattr(args, "read_token", None) or os.environ.get("LOGFIRE_READ_TOKEN"),
+            getattr(args, "write_token", None),
+        )
+        if t
+    ]
     try:
         if args.command == "serve":
             return _serve(args)
@@ -233,7 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _query(args)
         return _demo(args)
     except (LogfireIOError, ValueError, OSError, ImportError) as exc:  # OSError: a port in use, a missing file
-        print(f"logfire-io: error: {_in_flags(scrub(str(exc), token), args)}", file=sys.stderr)
+        text = str(exc)
+        for token in tokens:
+            text = scrub(text, token)
+        print(f"logfire-io: error: {_in_flags(text, args)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("logfire-io: interrupted", file=sys.stderr)
@@ -260,12 +272,15 @@ def _serve(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         max_result_bytes=args.max_result_bytes,
         gzip={"auto": "auto", "always": True, "never": False}[args.gzip],
+        write_token=args.write_token,
+        data_dir=args.data_dir,
     )
 
     def announce(running: LocalLogfire) -> None:
         print(f"Local Logfire serving {running.num_records:,} records and {running.num_metrics:,} metrics")
         print(f"  base URL:   {running.base_url}")
         print(f"  read token: {running.read_token}")
+        print(f"  write token: {running.write_token}  (OTLP ingest at /v1/traces, /v1/logs, /v1/metrics)")
         print(f"  try: LOGFIRE_BASE_URL={running.base_url} LOGFIRE_READ_TOKEN={running.read_token} \\")
         print("       logfire-io query 'SELECT span_name, count(*) FROM records GROUP BY 1'")
         print(f"  {running.workers} query workers. Press Ctrl-C to stop.", flush=True)

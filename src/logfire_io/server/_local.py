@@ -8,10 +8,8 @@ import os
 import secrets
 import signal
 import socket
-import tempfile
 import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 import uvicorn
@@ -19,8 +17,9 @@ import uvicorn
 from logfire_io.schema import METRICS_SCHEMA, RECORDS_SCHEMA
 from logfire_io.server.app import GzipPolicy, QueryLogEntry, ServerState, create_app
 from logfire_io.server.faults import FaultPlan, parse_faults, quiet_injected_resets
+from logfire_io.server.store import Store
 from logfire_io.server.synth import DEFAULT_SPAN, synth_metrics, synth_records
-from logfire_io.server.tables import TableSource, conform, load, write_for_workers
+from logfire_io.server.tables import TableSource, conform, load
 from logfire_io.server.workers import WorkerPids, WorkerPool
 
 if TYPE_CHECKING:
@@ -113,6 +112,15 @@ class LocalLogfire:
         Compress answers when the client accepts gzip: ``True``, ``False``, or ``"auto"`` (the default), which
         compresses everything but Arrow streams to a loopback client (there, compressing costs several times
         more than sending the bytes).
+    write_token
+        The token OTLP exporters must send to ``/v1/traces``, ``/v1/logs`` and ``/v1/metrics`` (the ``logfire``
+        SDK's ``token``); a random one when None. It cannot query, and the read token cannot export.
+    data_dir
+        Keep the tables (loaded and ingested) in this directory, durably, and serve them again when a server
+        starts on it; a stored table is replaced only when ``records``/``metrics`` are given again, and no
+        synthetic rows are added to an existing store. A temporary directory when None.
+    max_ingest_bytes
+        Largest OTLP request body accepted, compressed and decompressed (413 beyond it).
     """
 
     def __init__(
@@ -139,6 +147,9 @@ class LocalLogfire:
         rate_limit: float | None = None,
         api_versions: Iterable[str] = ("v1", "v2"),
         gzip: GzipPolicy = "auto",
+        write_token: str | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+        max_ingest_bytes: int = 64 << 20,
     ) -> None:
         if bounds not in _BOUNDS:
             msg = f"`bounds` must be one of {_BOUNDS}, got {bounds!r}"
@@ -161,23 +172,29 @@ class LocalLogfire:
             msg = f"`demo_rows` must be >= 0, got {demo_rows}"
             raise ValueError(msg)
         end = demo_end or _fresh_end()
-        records_table = (
-            conform(load(records), RECORDS_SCHEMA, "records")
-            if records is not None
-            else synth_records(demo_rows, seed=seed, end=end, span=demo_span)
-        )
-        metrics_table = (
-            conform(load(metrics), METRICS_SCHEMA, "metrics")
-            if metrics is not None
-            else synth_metrics(demo_rows // 10 if records is None else 0, seed=seed, end=end, span=demo_span)
-        )
         self.read_token = read_token or f"pylf_v1_local_{secrets.token_hex(20)}"
+        self.write_token = write_token or f"pylf_v1_local_{secrets.token_hex(20)}"
+        if self.write_token == self.read_token:
+            msg = "`write_token` must differ from `read_token`: read tokens cannot write and write tokens cannot read"
+            raise ValueError(msg)
+        self._store = Store(data_dir, {"records_all": RECORDS_SCHEMA, "metrics": METRICS_SCHEMA})
+        if records is not None or self._store.is_new:  # a stored table is served again unless replaced
+            self._store.put_loaded(
+                "records_all",
+                conform(load(records), RECORDS_SCHEMA, "records")
+                if records is not None
+                else synth_records(demo_rows, seed=seed, end=end, span=demo_span),
+            )
+        if metrics is not None or self._store.is_new:
+            self._store.put_loaded(
+                "metrics",
+                conform(load(metrics), METRICS_SCHEMA, "metrics")
+                if metrics is not None
+                else synth_metrics(demo_rows // 10 if records is None else 0, seed=seed, end=end, span=demo_span),
+            )
         self.host, self._port = host, port
         self.faults = FaultPlan(parse_faults(faults), seed=fault_seed)
-        self._tmp = tempfile.TemporaryDirectory(prefix="logfire-io-")
-        paths = write_for_workers({"records_all": records_table, "metrics": metrics_table}, Path(self._tmp.name))
-        self.num_records, self.num_metrics = records_table.num_rows, metrics_table.num_rows
-        del records_table, metrics_table
+        paths = {name: str(self._store.directory(name)) for name in ("records_all", "metrics")}
         self._pool = WorkerPool(
             paths, size=default_workers() if workers is None else workers, memory_limit=memory_limit
         )
@@ -193,6 +210,9 @@ class LocalLogfire:
             max_result_bytes=max_result_bytes,
             gzip=gzip,
             api_versions=frozenset(api_versions),
+            write_token=self.write_token,
+            store=self._store,
+            max_ingest_bytes=max_ingest_bytes,
         )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -210,6 +230,16 @@ class LocalLogfire:
             raise RuntimeError(msg)
         host, port = self._socket.getsockname()[:2]
         return f"http://{host}:{port}"
+
+    @property
+    def num_records(self) -> int:
+        """Rows of ``records_all`` (pending spans included) stored so far, loaded and ingested."""
+        return self._store.num_rows("records_all")
+
+    @property
+    def num_metrics(self) -> int:
+        """Rows of ``metrics`` stored so far, loaded and ingested."""
+        return self._store.num_rows("metrics")
 
     @property
     def queries(self) -> list[QueryLogEntry]:
@@ -286,7 +316,7 @@ class LocalLogfire:
         self._pool.terminate()
         if self._socket is not None:
             self._socket.close()
-        self._tmp.cleanup()
+        self._store.close()
 
     def __enter__(self) -> Self:
         return self.start()

@@ -31,6 +31,7 @@ from logfire_io.schema import METRICS_SCHEMA, RECORDS_SCHEMA, sql_type_name
 from logfire_io.server.engine import Bounds, QuerySpec
 from logfire_io.server.faults import STATUS_FAULTS, FaultPlan, InjectedReset, ResponseCut
 from logfire_io.server.project_page import project_route
+from logfire_io.server.receivers import ingest_routes, token_of
 from logfire_io.server.workers import (
     Answer,
     BodyFormat,
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 
     from starlette.requests import Request
     from starlette.types import Receive, Scope, Send
+
+    from logfire_io.server.store import Store
 
 __all__ = ["ApiError", "GzipPolicy", "QueryLogEntry", "QueryResponse", "ServerState", "create_app"]
 
@@ -101,6 +104,9 @@ class ServerState:
     organization_name: str = "local"
     project_name: str = "logfire-io-local"
     query_log: deque[QueryLogEntry] = field(default_factory=lambda: deque(maxlen=1000))
+    write_token: str | None = None
+    store: Store | None = None
+    max_ingest_bytes: int = 64 << 20
     _rate_lock: threading.Lock = field(default_factory=threading.Lock)
     _next_free: float = 0.0
 
@@ -134,6 +140,9 @@ def _check_token(request: Request) -> ServerState:
     if not given:
         raise ApiError(401, "missing read token: send it in the `Authorization` header", headers)
     if not hmac.compare_digest(given.strip().encode(), state.read_token.encode()):
+        if state.write_token and hmac.compare_digest(given.strip().encode(), state.write_token.encode()):
+            msg = "that is the write token, which can only export telemetry; queries need the read token"
+            raise ApiError(401, msg, headers)
         raise ApiError(401, "invalid read token", headers)
     return state
 
@@ -525,8 +534,10 @@ def read_token_info(request: Request) -> Response:
 
 
 def info(request: Request) -> Response:
-    """``GET /v1/info``: the project a (write) token belongs to; the read token is accepted here."""
-    state = _check_token(request)
+    """``GET /v1/info``: the project a token belongs to, as ``logfire.configure()`` asks with the write token."""
+    state = _state(request)
+    if not state.write_token or not hmac.compare_digest(token_of(request).encode(), state.write_token.encode()):
+        _check_token(request)  # the read token is accepted here too
     base = str(request.base_url).rstrip("/")
     return JSONResponse(
         {"project_name": state.project_name, "project_url": f"{base}/{state.organization_name}/{state.project_name}"}
@@ -613,6 +624,7 @@ def create_app(state: ServerState) -> Starlette:
         Route("/v1/info", info, methods=["GET"]),
         Route("/v1/schemas", schemas, methods=["GET"]),
         project_route(state.organization_name, state.project_name),
+        *ingest_routes(),
     ]
     app = Starlette(routes=routes, exception_handlers={ApiError: _api_error}, lifespan=_lifespan)
     app.state.logfire = state

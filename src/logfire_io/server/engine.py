@@ -18,8 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datafusion import DataFrame, RuntimeEnvBuilder, SessionConfig, SessionContext, SQLOptions, col, lit
 
-from logfire_io.schema import TIME_COLUMNS
+from logfire_io.schema import TABLE_SCHEMAS, TIME_COLUMNS
 from logfire_io.server.dialect import rewrite
+from logfire_io.server.store import live_segments, read_segment
 from logfire_io.server.udfs import register_udfs
 
 if TYPE_CHECKING:
@@ -63,30 +64,81 @@ class _Table:
     times: np.ndarray = field(repr=False)
 
 
+def _sorted_piece(data: pa.Table, name: str) -> _Table:
+    """A table sorted by its time column, with that column as int64 microseconds for binary search."""
+    times = data.column(TIME_COLUMNS[name]).cast(pa.int64()).fill_null(np.iinfo(np.int64).min)
+    return _Table(data, times.to_numpy())
+
+
 class Engine:
     """The tables of one server, and how to answer a query over them.
 
     Parameters
     ----------
     paths
-        Table name (``records_all``, ``metrics``) to an Arrow IPC file sorted by the table's time column.
+        Table name (``records_all``, ``metrics``) to an Arrow IPC file sorted by the table's time column, or to
+        a directory of such segments that grows while the server runs (see :meth:`refresh`).
     memory_limit
         Bytes DataFusion may use for its operators before a query fails with a resources error.
     """
 
     def __init__(self, paths: dict[str, str | os.PathLike[str]], *, memory_limit: int) -> None:
-        self._tables: dict[str, _Table] = {}
+        self._tables: dict[str, list[_Table]] = {}
+        self._directories: dict[str, Path] = {}
+        self._mapped: dict[tuple[str, int, int], _Table] = {}
         for name, path in paths.items():
-            data = pa.ipc.open_file(pa.memory_map(str(Path(path)))).read_all()
-            times = data.column(TIME_COLUMNS[name]).cast(pa.int64()).fill_null(np.iinfo(np.int64).min)
-            self._tables[name] = _Table(data, times.to_numpy())
+            if Path(path).is_dir():
+                self._directories[name] = Path(path)
+                self._tables[name] = []
+            else:
+                self._tables[name] = [_sorted_piece(read_segment(Path(path)), name)]
         self._memory_limit = memory_limit
         self._ctx: SessionContext | None = None  # created on first use: after a fork, never before
         self._settings: tuple[str, int] | None = None
         self._windows: dict[str, tuple[object, ...]] = {}
+        self._generations: dict[str, tuple[tuple[str, int, int], ...]] = {}
+
+    def refresh(self) -> None:
+        """See the segments appended or merged since the last query: a directory listing, and a map per new one.
+
+        Tables given as a directory of segments (see :mod:`logfire_io.server.store`) are read as separate sorted
+        pieces, so new data never re-sorts or copies what is already mapped.
+        """
+        for name, directory in self._directories.items():
+            for _ in range(10):  # a segment merged away between the listing and the map: list again
+                try:
+                    keys = [self._key(path) for path in live_segments(directory)]
+                    self._tables[name] = [self._piece(key, name) for key in keys]
+                    self._generations[name] = tuple(keys)
+                    break
+                except FileNotFoundError:
+                    continue
+        live = {id(piece) for pieces in self._tables.values() for piece in pieces}
+        self._mapped = {key: piece for key, piece in self._mapped.items() if id(piece) in live}
+
+    @staticmethod
+    def _key(path: Path) -> tuple[str, int, int]:
+        status = path.stat()
+        return str(path), status.st_ino, status.st_mtime_ns
+
+    def _piece(self, key: tuple[str, int, int], name: str) -> _Table:
+        if key not in self._mapped:
+            self._mapped[key] = _sorted_piece(read_segment(Path(key[0])), name)
+        return self._mapped[key]
 
     def _window(self, name: str, spec: QuerySpec) -> list[list[pa.RecordBatch]]:
-        table = self._tables[name]
+        batches: list[pa.RecordBatch] = []
+        for piece in self._tables[name]:
+            # The pieces' own chunks (64 Ki rows), not batch_rows: each batch costs a registration through the
+            # FFI per column, which for a million rows in 8 Ki batches took longer than many queries do.
+            batches += self._piece_window(piece, spec).to_batches()
+        schema = TABLE_SCHEMAS[name]
+        batches = batches or [pa.RecordBatch.from_pylist([], schema)]
+        half = (len(batches) + 1) // 2
+        return [batches[:half], batches[half:]] if len(batches) > 1 else [batches]
+
+    @staticmethod
+    def _piece_window(table: _Table, spec: QuerySpec) -> pa.Table:
         lo, hi = 0, len(table.times)
         if spec.min_timestamp is not None:
             lo = int(np.searchsorted(table.times, spec.min_timestamp, "left" if spec.bounds[0] == "[" else "right"))
@@ -100,11 +152,7 @@ class Engine:
             if "" in spec.environments:
                 keep = pc.or_(pc.fill_null(keep, False), pc.is_null(environment))
             data = data.filter(pc.fill_null(keep, False))
-        # The file's own chunks (64 Ki rows), not batch_rows: each batch costs a registration through the FFI
-        # per column, which for a million rows in 8 Ki batches took longer than many queries do.
-        batches = data.to_batches() or [pa.RecordBatch.from_pylist([], data.schema)]
-        half = (len(batches) + 1) // 2
-        return [batches[:half], batches[half:]] if len(batches) > 1 else [batches]
+        return data
 
     def _new_context(self) -> SessionContext:
         config = (
@@ -135,9 +183,11 @@ class Engine:
             ctx.sql(f"SET datafusion.execution.batch_size = {int(spec.batch_rows)}").collect()
             self._settings = settings
         sql = spec.sql.lower()
+        self.refresh()
         for name in self._tables:
             # A table the SQL cannot name keeps whatever window it had; one whose window is unchanged is kept.
-            window = (spec.min_timestamp, spec.max_timestamp, spec.bounds, spec.environments)
+            pieces = self._generations.get(name)  # appended or merged segments change it
+            window = (spec.min_timestamp, spec.max_timestamp, spec.bounds, spec.environments, pieces)
             if name.split("_")[0] not in sql or self._windows.get(name) == window:
                 continue
             ctx.deregister_table(name)

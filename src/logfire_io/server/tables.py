@@ -1,4 +1,4 @@
-"""Load the server's tables (synthetic or the user's) and lay them out for the query workers."""
+"""Load the user's tables and make them fit Logfire's schema (:mod:`.store` lays them out for the workers)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from typing import TypeAlias
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from logfire_io.schema import TIME_COLUMNS
-
-__all__ = ["TableSource", "conform", "load", "write_for_workers"]
+__all__ = ["TableSource", "conform", "load"]
 
 TableSource: TypeAlias = pa.Table | str | os.PathLike[str]
 """A table given to the server: a pyarrow Table or the path of a Parquet file."""
@@ -65,25 +63,3 @@ def conform(table: pa.Table, schema: pa.Schema, name: str) -> pa.Table:
         msg = f"the {name} table does not fit Logfire's schema: " + "; ".join(problems)
         raise ValueError(msg)
     return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def write_for_workers(tables: dict[str, pa.Table], directory: Path) -> dict[str, str]:
-    """Sort each table by its time column and write it as an Arrow IPC file the workers memory-map."""
-    paths = {}
-    for name, table in tables.items():
-        path = directory / f"{name}.arrow"
-        time_column = TIME_COLUMNS[name]
-        ordered = table
-        if not _is_sorted(table, time_column):  # nulls first, as the workers' binary search expects
-            ordered = table.sort_by([(time_column, "ascending")], null_placement="at_start")
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, ordered.schema) as writer:
-            writer.write_table(ordered, max_chunksize=64 * 1024)
-        paths[name] = str(path)
-    return paths
-
-
-def _is_sorted(table: pa.Table, column: str) -> bool:
-    import numpy as np
-
-    values = table.column(column).cast(pa.int64()).fill_null(np.iinfo(np.int64).min).to_numpy()
-    return bool((values[1:] >= values[:-1]).all())

@@ -1,0 +1,246 @@
+"""OTLP ingest into the local server: spans/s with the SDK's exporter, and query latency on ingested rows.
+
+    python benchmarks/ingest.py --spans 100000 --exporters 1,4      # prints Markdown tables
+
+1. Ingest: ``logfire-io serve --data-dir`` runs in its own process group (as a user runs it); this process makes
+   ``--spans`` real spans with the ``logfire`` SDK (kept in memory, not timed), then exports them with the
+   SDK's own exporter (``OTLPSpanExporter``, protobuf + gzip, batches of 512 as its batch processor sends)
+   from N threads, while a query runs every 100 ms. Throughput is spans acknowledged per wall-clock second.
+2. Queries: the same rows, ingested (as many sorted segments) vs loaded once from a Parquet file, each behind
+   its own server; median latency of a few typical queries over 5 runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import _machine, _table
+from tests.server.otlp import ServeProcess
+
+READ, WRITE = "pylf_v1_local_bench_read", "pylf_v1_local_bench_write"
+BATCH = 512
+QUERIES = {
+    "count": "SELECT count(*) FROM records",
+    "group by span_name": "SELECT span_name, count(*) AS n FROM records GROUP BY span_name ORDER BY n DESC",
+    "last 10 s window": "SELECT span_id, message FROM records ORDER BY start_timestamp DESC LIMIT 100",
+    "attribute filter": "SELECT count(*) FROM records WHERE attributes->>'route' = '/api/7'",
+}
+
+
+def _make_spans(count: int) -> list[Any]:
+    """Real spans from the logfire SDK: half spans with attributes of several types, half logs inside them."""
+    import logfire
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    memory = InMemorySpanExporter()
+    logfire.configure(send_to_logfire=False, console=False, additional_span_processors=[SimpleSpanProcessor(memory)])
+    for i in range(count // 2):
+        with logfire.span("handle {route}", route=f"/api/{i % 50}", user_id=i, ok=True, payload={"items": [i, 2]}):
+            logfire.info("step {n} done", n=i, ratio=i / 7)
+    spans = [s for s in memory.get_finished_spans() if s.attributes.get("logfire.span_type") != "pending_span"]
+    return spans[:count]
+
+
+def _in_threads(run: Any, work: list[Any], threads: int) -> float:
+    """Seconds for ``threads`` threads to ``run`` their share of ``work`` (one sender per thread)."""
+    workers = [threading.Thread(target=run, args=(work[i::threads],)) for i in range(threads)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return time.perf_counter() - started
+
+
+def _batches(spans: list[Any]) -> list[list[Any]]:
+    """Requests as the SDK's batch processor sends them: the spans as they are, for the exporter to encode."""
+    return [spans[i : i + BATCH] for i in range(0, len(spans), BATCH)]
+
+
+def _export(base_url: str, batches: list[list[Any]], threads: int) -> float:
+    """Export every batch with the SDK's OTLP exporter from ``threads`` threads; returns the seconds taken."""
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    failures: list[int] = []
+
+    def run(mine: list[list[Any]]) -> None:
+        exporter = OTLPSpanExporter(
+            endpoint=f"{base_url}/v1/traces", headers={"Authorization": WRITE}, compression=Compression.Gzip
+        )
+        for batch in mine:
+            if exporter.export(batch) != SpanExportResult.SUCCESS:
+                failures.append(len(batch))
+        exporter.shutdown()
+
+    elapsed = _in_threads(run, batches, threads)
+    if failures:
+        msg = f"{sum(failures)} spans were not acknowledged"
+        raise RuntimeError(msg)
+    return elapsed
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process (the HTTP server; query workers are separate processes)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _encoded(spans: list[Any]) -> list[bytes]:
+    """The request bodies the SDK's exporter would send, encoded ahead (protobuf, gzip) and not timed."""
+    import gzip
+
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    return [gzip.compress(encode_spans(batch).SerializeToString()) for batch in _batches(spans)]
+
+
+def _post_encoded(base_url: str, bodies: list[bytes], threads: int) -> float:
+    """Server capacity without the client's encoding cost; returns the seconds taken."""
+    import httpx
+
+    headers = {"authorization": WRITE, "content-type": "application/x-protobuf", "content-encoding": "gzip"}
+
+    def run(mine: list[bytes]) -> None:
+        with httpx.Client(base_url=base_url, headers=headers, timeout=120) as client:
+            for body in mine:
+                client.post("/v1/traces", content=body).raise_for_status()
+
+    return _in_threads(run, bodies, threads)
+
+
+def _query(client: Any, sql: str) -> float:
+    started = time.perf_counter()
+    answer = client.post(
+        "/v2/query", json={"sql": sql, "min_timestamp": "2000-01-01T00:00:00Z", "limit": 10_000}, timeout=120
+    )
+    answer.raise_for_status()
+    return time.perf_counter() - started
+
+
+def _querying(base_url: str, stop: threading.Event, samples: list[float]) -> None:
+    import httpx
+
+    with httpx.Client(base_url=base_url, headers={"authorization": READ}) as client:
+        while not stop.wait(0.1):
+            samples.append(_query(client, QUERIES["count"]))
+
+
+def bench_ingest(spans: list[Any], exporters: list[int]) -> tuple[str, Path]:
+    rows = []
+    keep = Path(tempfile.mkdtemp(prefix="logfire-io-bench-"))
+    runs: list[tuple[str, int, Any, Any]] = [("SDK exporter", n, _batches, _export) for n in exporters]
+    runs.append(("pre-encoded bodies (server only)", exporters[-1], _encoded, _post_encoded))
+    for label, threads, prepare, send in runs:
+        work = prepare(spans)
+        data_dir = keep / f"ingest-{len(rows)}"
+        server = ServeProcess(data_dir, READ, WRITE)
+        base_url = server.base_url
+        try:
+            stop, samples = threading.Event(), []
+            querier = threading.Thread(target=_querying, args=(base_url, stop, samples))
+            cpu, sender_cpu = _cpu_seconds(server.proc.pid), time.process_time()
+            querier.start()
+            rate = len(spans) / send(base_url, work, threads)
+            cpu, sender_cpu = _cpu_seconds(server.proc.pid) - cpu, time.process_time() - sender_cpu
+            stop.set()
+            querier.join()
+        finally:
+            server.stop()
+        segments = len(list((data_dir / "records_all").glob("seg-*.arrow")))
+        rows.append(
+            [
+                label,
+                str(threads),
+                f"{rate:,.0f}",
+                f"{len(spans) / cpu:,.0f}",
+                f"{len(spans) / sender_cpu:,.0f}",
+                f"{statistics.median(samples) * 1000:.0f}" if samples else "-",
+                str(len(samples)),
+                str(segments),
+            ]
+        )
+    table = _table(
+        f"Ingest: {len(spans):,} logfire SDK spans, OTLP protobuf + gzip, {BATCH} per request, queries running",
+        [
+            "sender",
+            "threads",
+            "spans/s (wall)",
+            "spans per server CPU-second",
+            "spans per sender CPU-second",
+            "count(*) during ingest, ms (median)",
+            "queries",
+            "segments left",
+        ],
+        rows,
+    )
+    return table, keep / "ingest-0"
+
+
+def bench_queries(ingested_dir: Path, repeat: int = 5) -> str:
+    import httpx
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from logfire_io.server.store import live_segments, read_segment
+
+    pieces = [read_segment(p) for p in live_segments(ingested_dir / "records_all")]
+    table = pa.concat_tables(pieces)
+    parquet = ingested_dir.parent / "records.parquet"
+    pq.write_table(table, parquet)
+    ingested = ServeProcess(ingested_dir, READ, WRITE)
+    loaded = ServeProcess(ingested_dir.parent / "loaded", READ, WRITE, f"--records={parquet}")
+    rows = []
+    try:
+        with (
+            httpx.Client(base_url=ingested.base_url, headers={"authorization": READ}) as on_ingested,
+            httpx.Client(base_url=loaded.base_url, headers={"authorization": READ}) as on_loaded,
+        ):
+            for name, sql in QUERIES.items():
+                for client in (on_ingested, on_loaded):
+                    _query(client, sql)  # warm up: the workers map the segments once
+                a = statistics.median(_query(on_ingested, sql) for _ in range(repeat))
+                b = statistics.median(_query(on_loaded, sql) for _ in range(repeat))
+                rows.append([name, f"{a * 1000:.0f}", f"{b * 1000:.0f}", f"{a / b:.2f}"])
+    finally:
+        ingested.stop()
+        loaded.stop()
+    return _table(
+        f"Query latency on {table.num_rows:,} rows: ingested ({len(pieces)} segments) vs loaded from Parquet (1)",
+        ["query", "ingested ms (median of 5)", "Parquet-loaded ms", "ratio"],
+        rows,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--spans", type=int, default=100_000)
+    parser.add_argument("--exporters", default="1,4", help="exporter thread counts to run, comma-separated")
+    args = parser.parse_args()
+    exporters = [int(n) for n in args.exporters.split(",")]
+    started = datetime.now(UTC)
+    spans = _make_spans(args.spans)
+    ingest, ingested_dir = bench_ingest(spans, exporters)
+    queries = bench_queries(ingested_dir)
+    print(f"`python benchmarks/ingest.py --spans {args.spans} --exporters {args.exporters}`\n")
+    print(f"{started:%Y-%m-%d %H:%M} UTC, {_machine()}\n")
+    print(ingest)
+    print(queries)
+    print(f"(took {(datetime.now(UTC) - started) / timedelta(seconds=1):.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

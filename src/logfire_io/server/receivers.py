@@ -1,0 +1,132 @@
+"""OTLP/HTTP receivers: ``POST /v1/traces``, ``/v1/logs`` and ``/v1/metrics``, answering as an OTLP collector does.
+
+A request is checked (write token, size, encoding), decoded and mapped (:mod:`logfire_io.server.ingest`), and
+stored durably (:mod:`logfire_io.server.store`) before the 200 goes out, so an acknowledged batch survives a
+crash and is visible to the next query. The answer is the signal's ``Export*ServiceResponse`` in the request's
+encoding, with ``partial_success`` when some items were rejected. Errors are ``{"detail": ...}`` JSON with the
+status a collector uses: 400 malformed, 401 token, 413 too large, 415 unsupported type or encoding, 503 store
+failure (the SDK retries 503). No token is ever written to a message or a log.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+import zlib
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from logfire_io.server.ingest import MalformedRequest, Signal, decode, map_request, response
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from starlette.requests import Request
+
+    from logfire_io.server.app import ServerState
+
+__all__ = ["IngestError", "ingest_routes", "token_of"]
+
+_PROTOBUF = "application/x-protobuf"
+_JSON = "application/json"
+
+
+class IngestError(Exception):
+    """An error answer of a receiver: status and a detail for the client."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+def token_of(request: Request) -> str:
+    """The token in the ``Authorization`` header, raw or ``Bearer``, or ``""``."""
+    given = request.headers.get("authorization", "").strip()
+    return given[7:].strip() if given[:7].lower() == "bearer " else given
+
+
+def _same(given: str, token: str | None) -> bool:
+    return token is not None and hmac.compare_digest(given.encode(), token.encode())
+
+
+def _check_write_token(request: Request, state: ServerState) -> None:
+    given = token_of(request)
+    if not given:
+        msg = "missing write token: send it in the `Authorization` header (logfire.configure(token=srv.write_token))"
+        raise IngestError(401, msg)
+    if _same(given, state.read_token):
+        raise IngestError(401, "that is the read token; exporting telemetry needs the write token (`srv.write_token`)")
+    if not _same(given, state.write_token):
+        raise IngestError(401, "invalid write token")
+
+
+def _wants_json(request: Request) -> bool:
+    media = request.headers.get("content-type", _PROTOBUF).split(";")[0].strip().lower()
+    if media not in (_PROTOBUF, _JSON):
+        msg = f"unsupported Content-Type {media!r}: send {_PROTOBUF} (OTLP/protobuf) or {_JSON} (OTLP/JSON)"
+        raise IngestError(415, msg)
+    return media == _JSON
+
+
+def _body(request: Request, limit: int) -> bytes:
+    """The request body, decompressed, refusing more than ``limit`` bytes before or after decompression."""
+    declared = request.headers.get("content-length", "")
+    raw: bytes = request.state.body
+    if (declared.isdigit() and int(declared) > limit) or len(raw) > limit:
+        msg = f"the body is larger than the server's limit of {limit:,} bytes; export smaller batches"
+        raise IngestError(413, msg)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding != "gzip":
+        raise IngestError(415, f"unsupported Content-Encoding {encoding!r}: send gzip or an uncompressed body")
+    inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        body = inflate.decompress(raw, limit + 1)
+    except zlib.error as exc:
+        raise IngestError(400, f"the gzip body does not decompress: {exc}") from None
+    if len(body) > limit or inflate.unconsumed_tail:
+        msg = f"the decompressed body is larger than the server's limit of {limit:,} bytes; export smaller batches"
+        raise IngestError(413, msg)
+    if not inflate.eof:
+        raise IngestError(400, "the gzip body is truncated")
+    return body
+
+
+def _receiver(signal: Signal) -> Callable[[Request], Response]:
+    def receive(request: Request) -> Response:
+        state: ServerState = request.app.state.logfire
+        try:
+            _check_write_token(request, state)
+            if state.store is None:
+                raise IngestError(404, "this server does not store telemetry")
+            as_json = _wants_json(request)
+            body = _body(request, state.max_ingest_bytes)
+            try:
+                message = decode(signal, body, as_json=as_json)
+            except MalformedRequest as exc:
+                raise IngestError(400, str(exc)) from None
+            try:
+                mapped = map_request(signal, message, received_us=time.time_ns() // 1000)
+            except (pa.ArrowInvalid, OverflowError) as exc:
+                raise IngestError(400, f"a value does not fit Logfire's columns: {exc}") from None
+            try:
+                state.store.append(mapped.table, mapped.rows)
+            except OSError as exc:
+                raise IngestError(503, f"the batch could not be stored ({exc.strerror}); retry later") from None
+        except IngestError as exc:
+            return JSONResponse({"detail": exc.detail}, exc.status)
+        return Response(response(signal, mapped, as_json=as_json), 200, media_type=_JSON if as_json else _PROTOBUF)
+
+    receive.__name__ = receive.__qualname__ = f"receive_{signal}"
+    receive.__doc__ = f"``POST /v1/{signal}``: store one OTLP export request of {signal}."
+    return receive
+
+
+def ingest_routes() -> list[Route]:
+    """The three OTLP/HTTP routes, at the host root as the SDK's exporters expect."""
+    signals: tuple[Signal, ...] = ("traces", "logs", "metrics")
+    return [Route(f"/v1/{signal}", _receiver(signal), methods=["POST"]) for signal in signals]
