@@ -452,3 +452,19 @@ def test_clash_where_the_key_is_spelled_plainly_elsewhere_in_the_row() -> None:
         {"other": {"key": 1}, "a": {"key": '"x"'}},
         {"other": None, "a": {"key": "2"}},
     ]
+
+
+def test_arrays_holding_integers_float64_cannot_hold() -> None:
+    """Found trying to break the decoder: a column of JSON arrays (like ``otel_events``) with such an integer
+    beside fractions raised a raw IndexError; the lists are kept, as the rules keep any list, only if exact."""
+    rows = ['[{"name": "b", "n": 9007199254740993}, {"n": 0.5}]', '[{"name": "a"}]']
+    with pytest.raises(ValueError, match="not all JSON objects or all JSON arrays"):
+        decode_json_array(pa.array(rows))
+    with pytest.warns(JSONDecodeWarning, match="'otel_events' was left as text"):
+        out = decode_json_columns(pa.table({"otel_events": rows}))
+    assert out.column("otel_events").to_pylist() == rows
+    exact = ['[{"name": "b", "n": 9007199254740992}, {"n": 0.5}]', '[{"name": "a"}]']
+    assert decode_json_array(pa.array(exact)).to_pylist() == [
+        [{"name": "b", "n": 9007199254740992.0}, {"name": None, "n": 0.5}],
+        [{"name": "a", "n": None}],
+    ]

@@ -381,8 +381,10 @@ def _read_objects(original: pa.Array) -> pa.ChunkedArray:
             chunks = [batch.to_struct_array() for batch in table.to_batches()]
             decoded = pa.chunked_array(chunks, type=pa.struct(list(table.schema)))
             new_paths = _inexact_floats(decoded, lines)
-            if any(path in paths for path in new_paths):
-                msg = "a key kept as text is still read as numbers (spelled with escapes in some row)"
+            if any(path in paths or not path for path in new_paths):
+                # a key kept as text still read as numbers (spelled with escapes in some row), or the documents
+                # themselves are lists holding such numbers: both for the exact path
+                msg = "numbers float64 cannot hold where no key can be kept as text"
                 raise _NotObjects(msg)
             if not new_paths:
                 decoded = _restore_timestamp_text(decoded, lines, data, escaped)
