@@ -22,7 +22,7 @@ from logfire_io import JSONDecodeWarning
 from logfire_io._json import decode_json_array, decode_json_columns
 from logfire_io.server import LocalLogfire
 from tests.helpers import make_records
-from tests.strategies import json_columns, json_objects
+from tests.strategies import awkward_json_values, json_columns, json_objects
 
 
 @dataclass(frozen=True)
@@ -92,19 +92,22 @@ def _depth(value: Any) -> int:
 
 
 def reference_decode(texts: list[str | None]) -> list[Any]:
-    """The oracle: ``json.loads`` per row, then the rules. Raises ValueError where the decoder must refuse: a row
-    that is not an object (JSON ``null`` reads as a null row), nesting deeper than 64 objects and lists, or a
-    string UTF-8 cannot hold (an unpaired surrogate escape)."""
+    """The oracle: ``json.loads`` per row, then the rules. Raises ValueError where the decoder must refuse: rows
+    that are not all objects or all arrays (JSON ``null`` reads as a null row), arrays whose items are JSON text
+    under the rules, nesting deeper than 64 objects and lists, or a string UTF-8 cannot hold (an unpaired
+    surrogate escape)."""
     try:
         documents = [None if t is None else json.loads(t) for t in texts]
         too_deep = any(_depth(d) > 64 for d in documents)
     except RecursionError:
         too_deep = True
-    if too_deep or not all(d is None or isinstance(d, dict) for d in documents):
-        msg = "not all objects, or too deep"
+    present = [d for d in documents if d is not None] if not too_deep else []
+    kinds = {_kind(d) for d in present}
+    convert, is_text = _converter(present)
+    if too_deep or len(kinds) > 1 or (kinds == {"list"} and is_text) or not kinds <= {"object", "list"}:
+        msg = "not all objects or all arrays, or too deep"
         raise ValueError(msg)
     json.dumps(documents, ensure_ascii=False).encode()  # UnicodeEncodeError (a ValueError) for lone surrogates
-    convert = _converter([d for d in documents if d is not None])[0]
     return [None if d is None else convert(d) for d in documents]
 
 
@@ -158,6 +161,15 @@ def assert_decodes_exactly(texts: list[str | None]) -> None:
 @given(st.lists(st.one_of(st.none(), json_objects), min_size=1, max_size=12))
 def test_decoding_follows_the_rules(documents: list[dict | None]) -> None:
     assert_decodes_exactly([None if d is None else orjson.dumps(d).decode() for d in documents])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.one_of(st.none(), st.lists(awkward_json_values, max_size=3).map(json.dumps)), min_size=1, max_size=6)
+)
+def test_array_columns_decode_exactly(texts: list[str | None]) -> None:
+    """Columns of JSON arrays (``otel_events``): lists of the union type, or refused when their items clash."""
+    assert_decodes_exactly(texts)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -451,4 +463,20 @@ def test_clash_where_the_key_is_spelled_plainly_elsewhere_in_the_row() -> None:
     assert decode_json_array(pa.array(rows)).to_pylist()[:2] == [
         {"other": {"key": 1}, "a": {"key": '"x"'}},
         {"other": None, "a": {"key": "2"}},
+    ]
+
+
+def test_arrays_holding_integers_float64_cannot_hold() -> None:
+    """Found trying to break the decoder: a column of JSON arrays (like ``otel_events``) with such an integer
+    beside fractions raised a raw IndexError; the lists are kept, as the rules keep any list, only if exact."""
+    rows = ['[{"name": "b", "n": 9007199254740993}, {"n": 0.5}]', '[{"name": "a"}]']
+    with pytest.raises(ValueError, match="not all JSON objects or all JSON arrays"):
+        decode_json_array(pa.array(rows))
+    with pytest.warns(JSONDecodeWarning, match="'otel_events' was left as text"):
+        out = decode_json_columns(pa.table({"otel_events": rows}))
+    assert out.column("otel_events").to_pylist() == rows
+    exact = ['[{"name": "b", "n": 9007199254740992}, {"n": 0.5}]', '[{"name": "a"}]']
+    assert decode_json_array(pa.array(exact)).to_pylist() == [
+        [{"name": "b", "n": 9007199254740992.0}, {"name": None, "n": 0.5}],
+        [{"name": "a", "n": None}],
     ]

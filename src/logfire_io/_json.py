@@ -275,12 +275,15 @@ def _with_field(array: pa.StructArray, path: tuple[str, ...], values: pa.Array) 
     return pa.StructArray.from_arrays(children, fields=fields, mask=array.is_null() if array.null_count else None)
 
 
-def _restore_timestamp_text(decoded: pa.ChunkedArray, lines: pa.Array, data: pa.Buffer) -> pa.ChunkedArray:
+def _restore_timestamp_text(
+    decoded: pa.ChunkedArray, lines: pa.Array, data: pa.Buffer, escaped: pl.Series
+) -> pa.ChunkedArray:
     """Arrow's reader turns ISO-date-like strings into timestamps; give those fields back their exact text.
 
     Each such field is re-read from the documents with a JSONPath match (the exact string). A timestamp inside a
     list, behind a key JSONPath cannot spell, or in a row JSONPath cannot read (polars' reader refuses ``NaN``)
-    makes the whole column be parsed again with string types instead.
+    makes the whole column be parsed again with string types instead. ``escaped``: rows that may write a key
+    with escapes (see :func:`_escaped_keys`), searched whatever key they are searched for.
     """
     paths = _timestamp_paths(decoded.type)
     if paths == []:
@@ -288,7 +291,6 @@ def _restore_timestamp_text(decoded: pa.ChunkedArray, lines: pa.Array, data: pa.
     if paths is None or any("'" in key or "\\" in key for path in paths for key in path):
         return _parse_with_text_timestamps(decoded.type, data)
     texts = pl.Series(lines)
-    escaped = texts.str.contains(_ESCAPED_KEY)
     restored = decoded
     for path in paths:
         jsonpath = "$" + "".join(f"['{key}']" for key in path[1:])  # path[0] is the wrapping "v"
@@ -357,6 +359,7 @@ def _read_objects(original: pa.Array) -> pa.ChunkedArray:
     """
     lines, paths = original, list[list[str]]()
     documents = pl.Series(original)  # polars' regex engine is several times faster here than Arrow's
+    escaped = _escaped_keys(documents)
     vectorised: dict[tuple[str, ...], tuple[pa.BooleanArray, pa.Array]] = {}
     for _ in range(_MAX_ROUNDS):
         data = _ndjson(lines)
@@ -378,16 +381,31 @@ def _read_objects(original: pa.Array) -> pa.ChunkedArray:
             chunks = [batch.to_struct_array() for batch in table.to_batches()]
             decoded = pa.chunked_array(chunks, type=pa.struct(list(table.schema)))
             new_paths = _inexact_floats(decoded, lines)
-            if any(path in paths for path in new_paths):
-                msg = "a key kept as text is still read as numbers (spelled with escapes in some row)"
+            if any(path in paths or not path for path in new_paths):
+                # a key kept as text still read as numbers (spelled with escapes in some row), or the documents
+                # themselves are lists holding such numbers: both for the exact path
+                msg = "numbers float64 cannot hold where no key can be kept as text"
                 raise _NotObjects(msg)
             if not new_paths:
-                decoded = _restore_timestamp_text(decoded, lines, data)
+                decoded = _restore_timestamp_text(decoded, lines, data, escaped)
                 return _with_vectorised(decoded, vectorised, paths)
         for path in new_paths:
-            lines = _keep_as_text(path, lines, original, documents, paths, vectorised)
+            lines = _keep_as_text(path, lines, original, documents, escaped, paths, vectorised)
     msg = f"more than {_MAX_ROUNDS} keys with clashing types"
     raise _NotObjects(msg)
+
+
+def _escaped_keys(documents: pl.Series) -> pl.Series:
+    """Which documents may write a key with an escape; the costly search only in those with a backslash at all.
+
+    Rows rewritten by a JSON writer write keys with escapes only where the original had to, so this holds for
+    the rewritten rows too.
+    """
+    backslash = documents.str.contains("\\", literal=True)
+    if not backslash.any():
+        return backslash
+    escaped = documents.filter(backslash).str.contains(_ESCAPED_KEY).to_arrow()
+    return pl.Series(pc.replace_with_mask(backslash.to_arrow(), backslash.to_arrow(), escaped))
 
 
 def _keep_as_text(
@@ -395,6 +413,7 @@ def _keep_as_text(
     lines: pa.Array,
     original: pa.Array,
     documents: pl.Series,
+    escaped: pl.Series,
     paths: list[list[str]],
     vectorised: dict[tuple[str, ...], tuple[pa.BooleanArray, pa.Array]],
 ) -> pa.Array:
@@ -406,7 +425,6 @@ def _keep_as_text(
     """
     paths[:] = [p for p in paths if p[: len(path)] != path] + [path]
     spelled = documents.str.contains(_literal(orjson.dumps(path[0]).decode()) + r"\s*:")
-    escaped = documents.str.contains(_ESCAPED_KEY)
     touched = (spelled | escaped).to_arrow()
     if all(_SAFE_KEY.match(key) for key in path):
         # Most clashes are scalars (an id that is sometimes a string): take their text vectorised, and leave only
