@@ -16,13 +16,14 @@ import zlib
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from logfire_io.server.ingest import MalformedRequest, Signal, decode, map_request, response
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from starlette.requests import Request
 
@@ -71,14 +72,24 @@ def _wants_json(request: Request) -> bool:
     return media == _JSON
 
 
-def _body(request: Request, limit: int) -> bytes:
-    """The request body, decompressed, refusing more than ``limit`` bytes before or after decompression."""
+async def _raw_body(request: Request, limit: int) -> bytes:
+    """The request body as sent, refused (413) as soon as it is known to be over ``limit`` bytes."""
     declared = request.headers.get("content-length", "")
-    raw: bytes = request.state.body
-    if (declared.isdigit() and int(declared) > limit) or len(raw) > limit:
-        msg = f"the body is larger than the server's limit of {limit:,} bytes; export smaller batches"
-        raise IngestError(413, msg)
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    too_large = f"the body is larger than the server's limit of {limit:,} bytes; export smaller batches"
+    if declared.isdigit() and int(declared) > limit:
+        raise IngestError(413, too_large)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise IngestError(413, too_large)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _inflated(raw: bytes, encoding: str, limit: int) -> bytes:
+    """``raw`` decompressed, refusing more than ``limit`` bytes once decompressed."""
+    encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
         return raw
     if encoding != "gzip":
@@ -96,30 +107,38 @@ def _body(request: Request, limit: int) -> bytes:
     return body
 
 
-def _receiver(signal: Signal) -> Callable[[Request], Response]:
-    def receive(request: Request) -> Response:
+def _store_batch(signal: Signal, raw: bytes, encoding: str, state: ServerState, *, as_json: bool) -> Response:
+    """Decode, map and durably store one export request (CPU and disk work: run off the event loop)."""
+    assert state.store is not None
+    body = _inflated(raw, encoding, state.max_ingest_bytes)
+    try:
+        message = decode(signal, body, as_json=as_json)
+    except MalformedRequest as exc:
+        raise IngestError(400, str(exc)) from None
+    try:
+        mapped = map_request(signal, message, received_us=time.time_ns() // 1000)
+    except (pa.ArrowInvalid, OverflowError) as exc:
+        raise IngestError(400, f"a value does not fit Logfire's columns: {exc}") from None
+    try:
+        state.store.append(mapped.table, mapped.rows)
+    except OSError as exc:
+        raise IngestError(503, f"the batch could not be stored ({exc.strerror}); retry later") from None
+    return Response(response(signal, mapped, as_json=as_json), 200, media_type=_JSON if as_json else _PROTOBUF)
+
+
+def _receiver(signal: Signal) -> Callable[[Request], Awaitable[Response]]:
+    async def receive(request: Request) -> Response:
         state: ServerState = request.app.state.logfire
         try:
-            _check_write_token(request, state)
+            _check_write_token(request, state)  # before the body is read
             if state.store is None:
                 raise IngestError(404, "this server does not store telemetry")
             as_json = _wants_json(request)
-            body = _body(request, state.max_ingest_bytes)
-            try:
-                message = decode(signal, body, as_json=as_json)
-            except MalformedRequest as exc:
-                raise IngestError(400, str(exc)) from None
-            try:
-                mapped = map_request(signal, message, received_us=time.time_ns() // 1000)
-            except (pa.ArrowInvalid, OverflowError) as exc:
-                raise IngestError(400, f"a value does not fit Logfire's columns: {exc}") from None
-            try:
-                state.store.append(mapped.table, mapped.rows)
-            except OSError as exc:
-                raise IngestError(503, f"the batch could not be stored ({exc.strerror}); retry later") from None
+            raw = await _raw_body(request, state.max_ingest_bytes)
+            encoding = request.headers.get("content-encoding", "identity")
+            return await run_in_threadpool(_store_batch, signal, raw, encoding, state, as_json=as_json)
         except IngestError as exc:
             return JSONResponse({"detail": exc.detail}, exc.status)
-        return Response(response(signal, mapped, as_json=as_json), 200, media_type=_JSON if as_json else _PROTOBUF)
 
     receive.__name__ = receive.__qualname__ = f"receive_{signal}"
     receive.__doc__ = f"``POST /v1/{signal}``: store one OTLP export request of {signal}."
