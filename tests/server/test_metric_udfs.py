@@ -345,6 +345,17 @@ def test_11_q36_metric_quantile_over_the_synthetic_histograms(server: LocalLogfi
     assert frame["p95"].is_between(extremes["low"][0], extremes["high"][0]).all()
 
 
+def test_11_q36_runs_as_written_with_value_spliced_by_the_dialect(server: LocalLogfire) -> None:
+    """``value`` (and ``m.value``) in a ``metric_*`` call is Logfire's struct: the shim splices it in."""
+    assert _v2(server, Q36).equals(_v2(server, Q36.replace("value", VALUE_SQL)))
+    qualified = (
+        "SELECT metric_sum(m.value) AS s, metric_count(m.value) AS n FROM metrics m "
+        "WHERE m.metric_name = 'http.server.duration'"
+    )
+    assert _v2(server, qualified)["n"].item() > 0
+    assert _v2(server, qualified).equals(_v2(server, qualified.replace("m.value", "value")))
+
+
 # Logfire's way before metric_quantile existed (docs "Working with histogram metrics"): unpack each exponential
 # bucket into evenly spaced items between its bounds (clipped to the row's min and max), then take an
 # approximate percentile of the items. Written out here in SQL, it is an independent estimate of the same p95.

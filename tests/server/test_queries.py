@@ -12,8 +12,6 @@ CANNOT_RUN = {
     # `GROUP BY day` binds to the internal `records.day` column instead of the `day` alias; DataFusion
     # itself resolves it that way (whether Logfire exposes `records.day` at all is unverified).
     "Q17": "must appear in the GROUP BY clause",
-    # `metric_quantile` exists (server/metric_udfs.py), but the dialect shim does not yet splice its `value` struct.
-    "Q36": "No field named value",
 }
 QUERIES = logfire_queries()
 

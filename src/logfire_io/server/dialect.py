@@ -48,6 +48,7 @@ from sqlglot.tokens import Token, TokenType
 
 from logfire_io._splice import Edit, Group, apply_edits, nest, tokenize
 from logfire_io.schema import LEVEL_NUMBERS
+from logfire_io.server.metric_udfs import METRIC_FUNCTIONS, value_sql
 from logfire_io.server.operands import (
     HIGH,
     RESERVED,
@@ -332,6 +333,11 @@ class _Splicer:
                 return None if number is None else str(number)
         if name == "level_name" and len(spans) == 1:
             return f"{items[index].text}(CAST({self.render(group.items, *spans[0])} AS BIGINT))"
+        if name in METRIC_FUNCTIONS:
+            arguments = [_metric_value(group.items, *span) or self.render(group.items, *span) for span in spans]
+            if arguments == [self.render(group.items, *span) for span in spans]:
+                return None
+            return f"{items[index].text}({', '.join(arguments)})"
         if name == "time_bucket" and len(spans) == 2:
             width, value = (self.render(group.items, *span) for span in spans)
             first = group.items[spans[0][0]]
@@ -452,6 +458,19 @@ class _Splicer:
             parts.append(" " if operator or token.start > previous.end + 1 else "")
             parts.append(self.sql[token.start : token.end + 1])
         return "".join(parts)
+
+
+def _metric_value(items: list[Item], lo: int, hi: int) -> str | None:
+    """The SQL building Logfire's ``value`` for a ``value`` or ``q.value`` argument of a ``metric_*`` call."""
+    tokens = items[lo:hi]
+    if not all(isinstance(t, Token) and t.token_type in (_T.VAR, _T.DOT) for t in tokens):
+        return None
+    texts = [t.text for t in tokens if isinstance(t, Token)]
+    if len(texts) == 1 and texts[0].lower() == "value":
+        return value_sql()
+    if len(texts) == 3 and texts[1] == "." and texts[2].lower() == "value":
+        return value_sql(texts[0])
+    return None
 
 
 def _operand_name(items: list[Item], lo: int, hi: int) -> str | None:
