@@ -534,6 +534,14 @@ def _demo(args: argparse.Namespace) -> int:
             )
         print(pl.from_arrow(table), "\n")
 
+        print("   Logfire's SQL as written: JSON operators anywhere, here inside function calls")
+        sql = (
+            "SELECT coalesce(attributes->>'http.route', '(no route)') AS route, count(attributes->'http.method') "
+            "AS with_method, count(*) AS n FROM records GROUP BY route ORDER BY n DESC LIMIT 5"
+        )
+        print(f"   {sql}")
+        print(pl.read_logfire(sql, **kwargs), "\n")  # type: ignore[attr-defined]
+
         print("2. pl.read_logfire: JSON attributes decoded into structs, dotted keys kept")
         frame = pl.read_logfire(  # type: ignore[attr-defined]
             "SELECT start_timestamp, span_name, level, attributes FROM records WHERE attributes ? 'http.route'",
@@ -546,7 +554,7 @@ def _demo(args: argparse.Namespace) -> int:
         print(routes.sort("requests", descending=True), "\n")
 
         print("3. pl.scan_logfire: only the columns and rows the plan needs are requested")
-        before = len(server.queries)
+        seen = server.queries[-1] if server.queries else None
         errors = (
             pl.scan_logfire("records", **kwargs)  # type: ignore[attr-defined]
             .filter((pl.col("level") >= 17) & (pl.col("service_name") == "checkout"))
@@ -555,11 +563,15 @@ def _demo(args: argparse.Namespace) -> int:
             .collect()
         )
         print(errors)
-        for entry in server.queries[before:]:
+        log = server.queries
+        for entry in log[log.index(seen) + 1 if seen in log else 0 :]:
             print(f"   SQL sent: {entry.sql}")
         print()
 
-        print(f"4. Past the 10,000-row cap: every one of the {server.num_records:,} rows, sliced and in parallel")
+        print("4. A dry run first: logfire_io.plan reads no row, and lists every request the read will send")
+        print(logfire_io.plan("SELECT * FROM records_all", **kwargs), "\n")  # type: ignore[arg-type]
+
+        print(f"5. Past the 10,000-row cap: every one of the {server.num_records:,} rows, sliced and in parallel")
         from logfire_io._read import ReadRequest, read_arrow
         from logfire_io._slicing import ReadStats
 
