@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import logfire_io
-from logfire_io import JSONDecodeWarning
+import polars as pl
+from logfire_io import ConfigurationError, JSONDecodeWarning
 from logfire_io._json import decode_json_array, decode_json_columns
 from logfire_io.server import LocalLogfire
 from tests.helpers import make_records
@@ -480,3 +481,9 @@ def test_arrays_holding_integers_float64_cannot_hold() -> None:
         [{"name": "b", "n": 9007199254740992.0}, {"name": None, "n": 0.5}],
         [{"name": "a", "n": None}],
     ]
+
+
+def test_13_a_dtype_the_json_does_not_fit_is_a_configuration_error() -> None:
+    table = pa.table({"attributes": ['{"a": 1}', '{"a": "x"}']})
+    with pytest.raises(ConfigurationError, match="`json_columns` gives 'attributes' the dtype Int64"):
+        decode_json_columns(table, {"attributes": pl.Int64})

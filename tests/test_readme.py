@@ -17,9 +17,7 @@ README = (Path(__file__).parents[1] / "README.md").read_text()
 BLOCKS = re.findall(r"```(\w+)\n(.*?)```", README, flags=re.DOTALL)
 TESTED_ELSEWHERE = ("LocalCluster", "logfire.configure")
 """Blocks run by their own tests: tests/dask (a cluster of processes), tests/server/test_ingest_readme.py (the SDK)."""
-PYTHON = [
-    code for language, code in BLOCKS if language == "python" and not any(m in code for m in TESTED_ELSEWHERE)
-]
+PYTHON = [code for language, code in BLOCKS if language == "python" and not any(m in code for m in TESTED_ELSEWHERE)]
 COMMANDS = [
     line
     for language, code in BLOCKS

@@ -637,7 +637,15 @@ def decode_json_columns(table: pa.Table, json_columns: JSONColumns = "auto") -> 
         column = table.column(name)
         index = table.schema.get_field_index(name)
         if dtype is not None:
-            decoded = pl.Series(column).str.json_decode(dtype).to_arrow()
+            try:
+                decoded = pl.Series(column).str.json_decode(dtype).to_arrow()
+            except pl.exceptions.PolarsError as exc:
+                reason = str(exc).splitlines()[0][:200]
+                msg = (
+                    f"`json_columns` gives {name!r} the dtype {dtype}, which its JSON does not fit ({reason}).\n\n"
+                    "Hint: give a dtype the values fit (a pl.Struct for objects), or `json_columns='auto'` to infer it."
+                )
+                raise ConfigurationError(msg) from exc
         else:
             try:
                 decoded = decode_json_array(column)
