@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from datafusion import SessionConfig, SessionContext, col, lit
 
+import logfire_io
 from logfire_io.server.dialect import rewrite
 from logfire_io.server.udfs import register_udfs
+
+if TYPE_CHECKING:
+    from logfire_io.server import LocalLogfire
 
 
 def in_window(table: pa.Table, low: datetime | None, high: datetime | None, column: str) -> pa.Table:
@@ -71,3 +75,20 @@ def assert_same_result(
         got_keys = [tuple(row[k] for k in keys) for row in got_rows]
         want_keys = [tuple(row[k] for k in keys) for row in want_rows][: len(got_keys)]
         assert got_keys == want_keys, "rows out of ORDER BY order"
+
+
+def read(srv: LocalLogfire, sql: str, **kwargs: Any) -> pa.Table:
+    """``sql`` read from ``srv`` as Arrow, JSON columns kept as text (as the oracle has them)."""
+    return logfire_io.read_logfire_arrow(
+        sql, read_token=srv.read_token, base_url=srv.base_url, json_columns=None, progress=False, **kwargs
+    )
+
+
+def check(records: pa.Table, srv: LocalLogfire, sql: str, order_by: list[str], **kwargs: Any) -> pa.Table:
+    """Read ``sql`` from ``srv`` (serving ``records``) and assert it equals the oracle's answer; return it."""
+    got = read(srv, sql, **kwargs)
+    want = run_unsplit(
+        in_window(records, kwargs.get("min_timestamp"), kwargs.get("max_timestamp"), "start_timestamp"), sql
+    )
+    assert_same_result(got, want, order_by, kwargs.get("limit"))
+    return got

@@ -32,7 +32,7 @@ from logfire_io import ConfigurationError, RowCapError
 from logfire_io._cli import main
 from logfire_io.server import LocalLogfire
 from tests.helpers import SentQueries, make_records
-from tests.oracle import assert_same_result, in_window, run_unsplit
+from tests.oracle import assert_same_result, check, in_window, read, run_unsplit
 
 SEED = int(os.environ.get("LOGFIRE_IO_ORACLE_SEED", "0"))
 EXAMPLES = int(os.environ.get("LOGFIRE_IO_ORACLE_EXAMPLES", "30"))
@@ -231,18 +231,11 @@ def test_every_read_equals_the_unsplit_query(oracle_server: LocalLogfire, case: 
 # Named regressions: each of these returned wrong rows, silently, before the reads were made exact.
 
 
-def _read(srv: LocalLogfire, sql: str, **kwargs: object) -> pa.Table:
-    return logfire_io.read_logfire_arrow(
-        sql, read_token=srv.read_token, base_url=srv.base_url, json_columns=None, progress=False, **kwargs
-    )  # type: ignore[arg-type]
+_read = read
 
 
 def _check(srv: LocalLogfire, sql: str, order_by: list[str], **kwargs: object) -> pa.Table:
-    got = _read(srv, sql, **kwargs)
-    low, high = kwargs.get("min_timestamp"), kwargs.get("max_timestamp")
-    want = run_unsplit(in_window(RECORDS, low, high, "start_timestamp"), sql)  # type: ignore[arg-type]
-    assert_same_result(got, want, order_by, kwargs.get("limit"))  # type: ignore[arg-type]
-    return got
+    return check(RECORDS, srv, sql, order_by, **kwargs)
 
 
 def test_order_by_with_limit_above_the_cap_returns_the_top_rows_not_the_first_in_time(

@@ -24,7 +24,7 @@ from logfire_io._sql import AGGREGATE_FUNCTIONS
 from logfire_io.server import LocalLogfire
 from logfire_io.server.udfs import register_udfs
 from tests.helpers import SentQueries, make_records
-from tests.oracle import assert_same_result, in_window, run_unsplit
+from tests.oracle import assert_same_result, check, read, run_unsplit
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TIMES = [T0 + timedelta(minutes=10 * i) for i in range(6)]
@@ -44,18 +44,11 @@ def tiny() -> Iterator[LocalLogfire]:
         yield srv
 
 
-def _read(srv: LocalLogfire, sql: str, **kwargs: object) -> pa.Table:
-    return logfire_io.read_logfire_arrow(
-        sql, read_token=srv.read_token, base_url=srv.base_url, json_columns=None, progress=False, **kwargs
-    )  # type: ignore[arg-type]
+_read = read
 
 
 def _check(srv: LocalLogfire, sql: str, order_by: list[str], **kwargs: object) -> pa.Table:
-    got = _read(srv, sql, **kwargs)
-    low, high = kwargs.get("min_timestamp"), kwargs.get("max_timestamp")
-    want = run_unsplit(in_window(RECORDS, low, high, "start_timestamp"), sql)  # type: ignore[arg-type]
-    assert_same_result(got, want, order_by, kwargs.get("limit"))  # type: ignore[arg-type]
-    return got
+    return check(RECORDS, srv, sql, order_by, **kwargs)
 
 
 def _refused_before_any_request(srv: LocalLogfire, sql: str, match: str, **kwargs: object) -> None:
