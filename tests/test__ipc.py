@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 import pyarrow as pa
 import pytest
@@ -105,3 +106,26 @@ def test_13_absurd_body_lengths(length: int) -> None:
         assert decoder.feed(body[:schema_end] + patched + b"\x00" * 64) == []
         with pytest.raises(IncompleteStream):
             decoder.finish()
+
+
+def _one_table_stream(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        lambda body: body.replace(b"abcd", b"ab\xb0d"),  # a column name that is not UTF-8
+        lambda body: body.replace(b"wxyz", b"wx\xb0z"),  # a nested field name that is not UTF-8
+        lambda body: b"\xff\xff\xff\xff\x08\x00\x00\x00" + b"\x00" * 8,  # flatbuffers pyarrow reports as OSError
+    ],
+    ids=["name", "nested name", "flatbuffers"],
+)
+def test_13_corrupt_streams_are_refused_as_invalid(corrupt: Callable[[bytes], bytes]) -> None:
+    table = pa.table({"abcd": [1, 2], "s": [{"wxyz": 1}, {"wxyz": 2}]})
+    decoder = ArrowStreamDecoder()
+    with pytest.raises(InvalidStream):
+        decoder.feed(corrupt(_one_table_stream(table)))

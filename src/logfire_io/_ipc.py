@@ -149,14 +149,16 @@ class ArrowStreamDecoder:
         try:
             message = pa.ipc.read_message(pa.py_buffer(raw))
             if self.schema is None:
-                self.schema = pa.ipc.read_schema(message)
+                schema = pa.ipc.read_schema(message)
+                _check_names(schema)
+                self.schema = schema
                 return None
             if message.type != "record batch":
                 msg = f"unsupported Arrow IPC message {message.type!r} (dictionary-encoded columns are not supported)"
                 raise InvalidStream(msg)
             batch = pa.ipc.read_record_batch(message, self.schema)
             batch.validate(full=True)
-        except pa.ArrowException as exc:
+        except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:  # pyarrow raises OSError for bad flatbuffers
             msg = f"invalid Arrow data in message {self.batches_decoded + 1}: {exc}"
             raise InvalidStream(msg) from None
         return batch
@@ -172,3 +174,12 @@ class ArrowStreamDecoder:
         if not self.done:
             msg = f"the Arrow stream ended after {self.bytes_received:,} bytes without its end-of-stream marker"
             raise IncompleteStream(msg)
+
+
+def _check_names(schema: pa.Schema) -> None:
+    """Read every field name, nested ones too: one that is not UTF-8 raises here, not later in a reader."""
+    fields = list(schema)
+    while fields:
+        field = fields.pop()
+        _ = field.name  # decodes, raising UnicodeDecodeError for bytes that are not UTF-8
+        fields.extend(field.type.field(i) for i in range(field.type.num_fields))
