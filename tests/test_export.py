@@ -147,3 +147,68 @@ def test_exports_refuse_what_they_cannot_do_safely(server: LocalLogfire, tmp_pat
         logfire_io.export(SQL + " WHERE level > 9", tmp_path / "done", resume=True, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="min_timestamp"):
         logfire_io.export(SQL, tmp_path / "new", read_token=server.read_token, base_url=server.base_url)
+
+
+def test_a_resume_never_narrows_or_loses_what_is_kept(server: LocalLogfire, tmp_path: Path) -> None:
+    kwargs = {"read_token": server.read_token, "base_url": server.base_url}
+    out = tmp_path / "out"
+    logfire_io.export(SQL, out, min_timestamp=LOW, max_timestamp=HIGH, **kwargs)  # type: ignore[arg-type]
+    want = _full_read(server, LOW, HIGH)
+    # A narrower window on resume keeps every period whole.
+    logfire_io.export(
+        SQL,
+        out,
+        resume=True,
+        min_timestamp=LOW + timedelta(minutes=20),
+        max_timestamp=HIGH - timedelta(minutes=30),
+        **kwargs,
+    )  # type: ignore[arg-type]
+    _assert_exactly_once(_exported(out), want)
+    # A deleted part file is fetched again.
+    manifest = json.loads((out / "_manifest.json").read_text())
+    (out / next(iter(manifest["periods"].values()))["path"]).unlink()
+    again = logfire_io.export(SQL, out, resume=True, max_timestamp=HIGH, **kwargs)  # type: ignore[arg-type]
+    assert len(again.written) == 1
+    _assert_exactly_once(_exported(out), want)
+
+
+def test_a_resume_refuses_another_environment_or_a_damaged_manifest(server: LocalLogfire, tmp_path: Path) -> None:
+    window = {"min_timestamp": HIGH - timedelta(hours=1), "max_timestamp": HIGH}
+    kwargs = {"read_token": server.read_token, "base_url": server.base_url, **window}
+    logfire_io.export(SQL, tmp_path / "env", environment="prod", **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="another query, environment"):
+        logfire_io.export(SQL, tmp_path / "env", resume=True, **kwargs)  # type: ignore[arg-type]
+    (tmp_path / "env" / "_manifest.json").write_text('{"periods": ')
+    with pytest.raises(ConfigurationError, match="damaged"):
+        logfire_io.export(SQL, tmp_path / "env", resume=True, environment="prod", **kwargs)  # type: ignore[arg-type]
+
+
+def test_result_columns_the_folders_would_hide_are_refused(server: LocalLogfire, tmp_path: Path) -> None:
+    window = {"min_timestamp": HIGH - timedelta(hours=1), "max_timestamp": HIGH}
+    kwargs = {"read_token": server.read_token, "base_url": server.base_url, **window}
+    with pytest.raises(ConfigurationError, match="hive-style"):
+        logfire_io.export("SELECT span_id, level AS hour FROM records", tmp_path / "hive", **kwargs)  # type: ignore[arg-type]
+
+
+def test_two_exports_into_one_folder_at_once_are_refused(server: LocalLogfire, tmp_path: Path) -> None:
+    from logfire_io._export import _locked
+
+    with _locked(tmp_path / "busy"), pytest.raises(ConfigurationError, match="another export"):
+        logfire_io.export(
+            SQL, tmp_path / "busy", read_token=server.read_token, base_url=server.base_url, min_timestamp=LOW
+        )
+
+
+@pytest.mark.parametrize("flag", [["--dry-run"], ["--limit", "5"], ["--slices", "3"]])
+def test_export_flags_that_do_not_apply_are_refused(
+    server: LocalLogfire, tmp_path: Path, flag: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from logfire_io._cli import main
+
+    sent = SentQueries(server)
+    command = ["query", SQL, "--out", str(tmp_path / "o"), "--partition-by", "hour", "--min-timestamp", LOW.isoformat()]
+    command += ["--max-timestamp", HIGH.isoformat(), *flag]
+    assert main([*command, "--read-token", server.read_token, "--base-url", server.base_url]) == 1
+    assert flag[0] in capsys.readouterr().err
+    assert sent() == []
+    assert not (tmp_path / "o" / "_manifest.json").exists()

@@ -495,6 +495,14 @@ def _export(args: argparse.Namespace, low: datetime | None) -> int:
     if args.out is None:
         msg = "--partition-by, --resume and --since-last write a folder: give it with --out DIR"
         raise LogfireIOError(msg)
+    refused = [
+        flag
+        for flag, given in (("--dry-run", args.dry_run), ("--limit", args.limit), ("--slices", args.slices))
+        if given
+    ]
+    if refused:
+        msg = f"{', '.join(refused)} cannot be combined with --partition-by, --resume or --since-last exports"
+        raise LogfireIOError(msg)
     result = export(
         args.sql,
         args.out,

@@ -16,10 +16,12 @@ JSON columns are written as text, so that every period has the same schema; deco
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +35,8 @@ from logfire_io._read import DEFAULT_MAX_CONCURRENCY, ReadRequest, concat, iter_
 from logfire_io._sql import analyze
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from logfire_io._client import LogfireQueryClient
 
 __all__ = ["ExportResult", "export"]
@@ -105,12 +109,21 @@ def _write_atomically(path: Path, write: Any) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _load_manifest(out_dir: Path, sql: str, partition_by: str | None, *, resume: bool) -> dict[str, Any]:
+def _load_manifest(
+    out_dir: Path, fingerprint_of: dict[str, Any], partition_by: str | None, *, resume: bool
+) -> dict[str, Any]:
+    """The folder's manifest, or a fresh one; refuses a folder holding something else or another export."""
     path = out_dir / MANIFEST
-    fingerprint = hashlib.sha256(sql.encode()).hexdigest()
-    fresh = {"version": 1, "sql": sql, "sql_sha256": fingerprint, "partition_by": partition_by or "hour", "periods": {}}
+    fingerprint = hashlib.sha256(json.dumps(fingerprint_of, sort_keys=True).encode()).hexdigest()
+    fresh = {
+        "version": 1,
+        **fingerprint_of,
+        "fingerprint": fingerprint,
+        "partition_by": partition_by or "hour",
+        "periods": {},
+    }
     if not path.exists():
-        if out_dir.exists() and any(p.is_file() and not p.name.endswith(".tmp") for p in out_dir.rglob("*")):
+        if out_dir.exists() and any(p.is_file() and not p.name.startswith(".") for p in out_dir.rglob("*")):
             msg = f"`out_dir` {str(out_dir)!r} is not empty and holds no export manifest; choose an empty folder"
             raise ConfigurationError(msg)
         return fresh
@@ -120,16 +133,35 @@ def _load_manifest(out_dir: Path, sql: str, partition_by: str | None, *, resume:
             "missing or provisional, or choose another folder."
         )
         raise ConfigurationError(msg)
-    manifest = json.loads(path.read_text())
-    if manifest.get("sql_sha256") != fingerprint or manifest.get("partition_by") != (
+    try:
+        manifest = json.loads(path.read_text())
+        periods = manifest["periods"]
+        assert all({"low", "high", "path", "provisional"} <= set(p) for p in periods.values())
+    except (ValueError, KeyError, TypeError, AssertionError):
+        msg = f"the export manifest {str(path)!r} is damaged; export again into an empty folder"
+        raise ConfigurationError(msg) from None
+    if manifest.get("fingerprint") != fingerprint or manifest.get("partition_by") != (
         partition_by or manifest.get("partition_by")
     ):
         msg = (
-            f"{str(out_dir)!r} holds an export of another query or partitioning ({manifest.get('partition_by')!r}); "
-            "a resumed export must use the same SQL and `partition_by`"
+            f"{str(out_dir)!r} holds an export of another query, environment, time zone or partitioning "
+            f"({manifest.get('partition_by')!r}); a resumed export must use the same ones"
         )
         raise ConfigurationError(msg)
     return manifest
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Hold the folder's lock: a second export into it at the same time fails instead of corrupting it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / ".lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            msg = f"another export is writing into {str(directory)!r}; wait for it to finish"
+            raise ConfigurationError(msg) from None
+        yield
 
 
 def _save_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
@@ -236,8 +268,49 @@ def export(
     concurrency = DEFAULT_MAX_CONCURRENCY if max_concurrency is None else max_concurrency
     ReadRequest(sql, max_concurrency=concurrency)  # validate the arguments before touching the folder
     directory = Path(out_dir)
-    manifest = _load_manifest(directory, sql, partition_by, resume=resume or since_last)
-    for stale in directory.glob("**/.*.tmp"):  # left by a run killed mid-write; never named *.parquet
+    with _locked(directory):
+        return _export(
+            sql,
+            directory,
+            partition_by=partition_by,
+            resume=resume or since_last,
+            since_last=since_last,
+            settle=settle,
+            read_token=read_token,
+            base_url=base_url,
+            min_timestamp=min_timestamp,
+            max_timestamp=max_timestamp,
+            concurrency=concurrency,
+            progress=progress,
+            timezone=timezone,
+            environment=environment,
+            client=client,
+            now=now,
+        )
+
+
+def _export(
+    sql: str,
+    directory: Path,
+    *,
+    partition_by: str | None,
+    resume: bool,
+    since_last: bool,
+    settle: timedelta,
+    read_token: str | None,
+    base_url: str | None,
+    min_timestamp: datetime | None,
+    max_timestamp: datetime | None,
+    concurrency: int,
+    progress: bool | None,
+    timezone: str | None,
+    environment: str | list[str] | None,
+    client: LogfireQueryClient | None,
+    now: datetime | None,
+) -> ExportResult:
+    fingerprint_of = {"sql": sql, "environment": environment, "timezone": timezone}
+    manifest = _load_manifest(directory, fingerprint_of, partition_by, resume=resume)
+    for stale in directory.glob("**/.*.tmp"):  # left by a run killed mid-write (the lock says none is running)
         stale.unlink(missing_ok=True)
     now = as_utc(now) if now is not None else datetime.now(UTC)
     low, high = checked_window(min_timestamp, max_timestamp)
@@ -256,15 +329,14 @@ def export(
             period_low, period_high = max(start, low), min(start + step, high)
             key = _iso(start)
             done = manifest["periods"].get(key)
-            if (
-                done is not None
-                and not done["provisional"]
-                and done["low"] == _iso(period_low)
-                and done["high"] == _iso(period_high)
-            ):
-                skipped.append(start)
-                start += step
-                continue
+            if done is not None:  # never narrow what is kept: fetch the hull of the kept and the asked bounds
+                kept_low, kept_high = datetime.fromisoformat(done["low"]), datetime.fromisoformat(done["high"])
+                covered = kept_low <= period_low and period_high <= kept_high
+                if covered and not done["provisional"] and (directory / done["path"]).exists():
+                    skipped.append(start)
+                    start += step
+                    continue
+                period_low, period_high = min(period_low, kept_low), max(period_high, kept_high)
             request = ReadRequest(
                 sql,
                 period_low,
@@ -275,6 +347,13 @@ def export(
                 whole_window=(low, high),  # a joined row in another period is still a partner
             )
             table = concat(list(iter_tables(active, request, owns_client=client is None)))
+            clashing = sorted({"date", "hour"} & set(table.column_names))
+            if clashing:
+                msg = (
+                    f"the result has columns named {clashing}, which the hive-style folders (date=.../hour=...) "
+                    "would hide when read back.\n\nHint: rename them with AS."
+                )
+                raise ConfigurationError(msg)
             relative = _relative_path(start, partition_by)
             _write_atomically(directory / relative, lambda tmp, t=table: pq.write_table(t, tmp))
             is_provisional = start + step > now - settle
