@@ -120,3 +120,13 @@ def test_html_base_url() -> None:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_13_a_lone_surrogate_is_a_configuration_error() -> None:
+    for kwargs in (
+        {"sql": "SELECT '\ud800'"},
+        {"sql": "SELECT 1", "timezone": "\ud800"},
+        {"sql": "SELECT 1", "environment": ["\ud800"]},
+    ):
+        with pytest.raises(logfire_io.ConfigurationError, match="lone surrogate"):
+            logfire_io.read_logfire_arrow(read_token="pylf_v1_us_" + "x" * 40, base_url="http://127.0.0.1:9", **kwargs)  # type: ignore[arg-type]

@@ -449,10 +449,11 @@ def error_from_response(response: httpx.Response, body: bytes, read_token: str) 
 
 def unexpected_body(response: httpx.Response, expected: str, body: bytes, read_token: str) -> UnexpectedResponseError:
     """The error for a 200 answer whose body is not ``expected`` (an HTML page from a wrong URL, say)."""
-    start = scrub(body[:200].decode("utf-8", "replace"), read_token)
+    start = scrub(body.decode("utf-8", "replace"), read_token)[:200]  # scrubbed whole: a cut token would show
+    content_type = scrub(response.headers.get("content-type", "no content type"), read_token)
     message = (
         f"expected {expected} from {response.request.url.copy_with(query=None)} but got "
-        f"{response.headers.get('content-type', 'no content type')}: {start!r}"
+        f"{content_type}: {start!r}"
         "\n\nHint: check `base_url`: it should be the Logfire API root, not the web app."
     )
     return UnexpectedResponseError(message, status_code=200, detail=start, request=response.request, response=response)

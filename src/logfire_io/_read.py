@@ -89,6 +89,15 @@ class ReadRequest:
         if not self.sql.strip():
             msg = "`sql` must be a non-empty SQL query, e.g. 'SELECT * FROM records'"
             raise ConfigurationError(msg)
+        for name in ("sql", "timezone", "environment"):
+            value = getattr(self, name)
+            for text in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
+                if isinstance(text, str) and not text.isascii():
+                    try:
+                        text.encode("utf-8")
+                    except UnicodeEncodeError:
+                        msg = f"`{name}` holds a lone surrogate ({text!r}), which is not valid text to send"
+                        raise ConfigurationError(msg) from None
         low, high = checked_window(self.min_timestamp, self.max_timestamp)
         object.__setattr__(self, "min_timestamp", low)
         object.__setattr__(self, "max_timestamp", high)

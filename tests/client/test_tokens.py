@@ -141,3 +141,17 @@ def test_13_cli_refuses_a_broken_token_without_showing_it(
     err = capsys.readouterr().err
     assert "--read-token has a space, control or non-ASCII character" in err
     assert "abc" not in err
+
+
+def test_13_a_token_echoed_in_an_unexpected_body_or_its_content_type_is_never_shown() -> None:
+    import httpx
+
+    from logfire_io._protocol import unexpected_body
+
+    token = "pylf_v1_us_" + "k" * 41
+    body = b"<p>" + b"x" * 137 + b"Authorization: " + token.encode()  # the token straddles the 200-character cut
+    request = httpx.Request("POST", "http://127.0.0.1:9/v2/query")
+    response = httpx.Response(200, headers={"content-type": f"text/html; echo={token}"}, content=body, request=request)
+    error = unexpected_body(response, "an Arrow IPC stream", body, token)
+    assert token[:20] not in str(error)
+    assert token[:20] not in repr(error.detail)
