@@ -129,3 +129,10 @@ def test_13_corrupt_streams_are_refused_as_invalid(corrupt: Callable[[bytes], by
     decoder = ArrowStreamDecoder()
     with pytest.raises(InvalidStream):
         decoder.feed(corrupt(_one_table_stream(table)))
+
+
+def test_13_more_rows_than_asked_for_is_an_invalid_stream() -> None:
+    body = _one_table_stream(pa.table({"x": list(range(10))}))
+    with pytest.raises(InvalidStream, match="more rows than the 5 asked for"):
+        ArrowStreamDecoder(max_rows=5).feed(body)
+    assert sum(b.num_rows for b in ArrowStreamDecoder(max_rows=10).feed(body)) == 10

@@ -66,6 +66,8 @@ class _Read:
     kind: Literal["bytes", "arrow"]
     started: float
     """``time.monotonic()`` when the request was sent: the deadline counts from there."""
+    max_rows: int
+    """The most rows the answer may hold (the request's limit)."""
 
 
 _Step = httpx.Request | float | _Read
@@ -192,7 +194,7 @@ class _BaseQueryClient:
                 wrong_media = fmt == "arrow" and media not in {ARROW_MEDIA_TYPE, "application/octet-stream"}
                 if read is None and not wrong_media:
                     return result, started
-                body = yield _Read(result, "bytes" if wrong_media else read or "bytes", started)
+                body = yield _Read(result, "bytes" if wrong_media else read or "bytes", started, query.max_rows)
                 if wrong_media and not isinstance(body, BaseException):
                     raise unexpected_body(result, "an Arrow IPC stream", body, self.read_token)
                 if not isinstance(body, BaseException):
@@ -201,7 +203,7 @@ class _BaseQueryClient:
                 if isinstance(body, _REFUSED):
                     raise error
             else:
-                body = yield _Read(result, "bytes", started)
+                body = yield _Read(result, "bytes", started, query.max_rows)
                 if isinstance(body, BaseException):
                     error = self._body_error(result, body)
                 elif self._falls_back(result):
@@ -259,10 +261,10 @@ class _BaseQueryClient:
 class _Body:
     """A whole body gathered from decoded chunks: joined bytes, or an Arrow table decoded as the chunks arrive."""
 
-    def __init__(self, kind: Literal["bytes", "arrow"]) -> None:
+    def __init__(self, kind: Literal["bytes", "arrow"], max_rows: int) -> None:
         self._chunks: list[bytes] = []
         self._batches: list[pa.RecordBatch] = []
-        self._decoder = ArrowStreamDecoder() if kind == "arrow" else None
+        self._decoder = ArrowStreamDecoder(max_rows) if kind == "arrow" else None
 
     def add(self, chunk: bytes) -> None:
         if self._decoder is None:
@@ -340,7 +342,7 @@ class LogfireQueryClient(_BaseQueryClient):
         """The body as bytes or an Arrow table, or the exception that stopped reading it."""
         try:
             try:
-                reader, body = self._reader(step.response, step.started), _Body(step.kind)
+                reader, body = self._reader(step.response, step.started), _Body(step.kind, step.max_rows)
                 for raw in step.response.iter_raw():
                     for chunk in reader.feed(raw):
                         body.add(chunk)
@@ -548,7 +550,7 @@ class LogfireQueryClient(_BaseQueryClient):
         attempt = 0
         while True:
             response, started = self._drive(self._flow(query, "arrow", None, attempt=attempt))
-            decoder = ArrowStreamDecoder()
+            decoder = ArrowStreamDecoder(query.max_rows)
             try:
                 try:
                     reader = self._reader(response, started)
@@ -650,7 +652,7 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         """The body as bytes or an Arrow table, or the exception that stopped reading it."""
         try:
             try:
-                reader, body = self._reader(step.response, step.started), _Body(step.kind)
+                reader, body = self._reader(step.response, step.started), _Body(step.kind, step.max_rows)
                 async for raw in step.response.aiter_raw():
                     for chunk in reader.feed(raw):
                         body.add(chunk)
@@ -792,7 +794,7 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         attempt = 0
         while True:
             response, started = await self._drive(self._flow(query, "arrow", None, attempt=attempt))
-            decoder = ArrowStreamDecoder()
+            decoder = ArrowStreamDecoder(query.max_rows)
             try:
                 try:
                     reader = self._reader(response, started)

@@ -64,7 +64,10 @@ class ArrowStreamDecoder:
     >>> decoder.finish()  # doctest: +SKIP
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_rows: int | None = None) -> None:
+        self.max_rows = max_rows
+        """More rows than this (the request's limit) make the stream invalid: a service never sends them."""
+        self.rows = 0
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._needed: int | None = None
@@ -122,7 +125,7 @@ class ArrowStreamDecoder:
         ------
         InvalidStream
             The bytes are not a valid Arrow IPC stream: bad framing, a batch whose offsets, lengths or UTF-8 are
-            invalid, an unsupported message, or bytes after the end-of-stream marker.
+            invalid, an unsupported message, more rows than ``max_rows``, or bytes after the end-of-stream marker.
         """
         if chunk:
             self._chunks.append(chunk)
@@ -137,6 +140,10 @@ class ArrowStreamDecoder:
                 break
             batch = self._decode(raw)
             if batch is not None:
+                self.rows += batch.num_rows
+                if self.max_rows is not None and self.rows > self.max_rows:
+                    msg = f"the stream holds more rows than the {self.max_rows:,} asked for"
+                    raise InvalidStream(msg)
                 batches.append(batch)
                 self.batches_decoded += 1
         if self.done and self._buffered:

@@ -212,6 +212,11 @@ class Query:
     timezone: str | None = None
     environment: str | list[str] | None = None
 
+    @property
+    def max_rows(self) -> int:
+        """The most rows an answer may hold: the limit asked for, or the service's cap."""
+        return self.limit or MAX_LIMIT
+
     def __post_init__(self) -> None:
         if not isinstance(self.sql, str) or not self.sql.strip():
             msg = f"`sql` must be a non-empty SQL query, got {self.sql!r}"
