@@ -34,6 +34,7 @@ import pyarrow as pa
 from logfire_io._client import LogfireQueryClient
 from logfire_io._exceptions import ConfigurationError
 from logfire_io._json import decode_json_columns
+from logfire_io._optional import optional_import
 from logfire_io._plan import ReadPlan, build_plan
 from logfire_io._protocol import as_utc, resolve_base_url, resolve_read_token
 from logfire_io._read import DEFAULT_MAX_CONCURRENCY, ReadRequest, concat, iter_tables, needs_probe, open_client
@@ -55,12 +56,7 @@ _DtypeBackend = Literal["pyarrow", "numpy_nullable"]
 
 
 def _import_dask() -> Any:
-    try:
-        import dask.dataframe
-    except ImportError:  # pragma: no cover - exercised only without the extra
-        msg = "logfire_io.dask needs dask and distributed: pip install 'logfire-io[dask]'"
-        raise ImportError(msg) from None
-    return dask.dataframe
+    return optional_import("dask.dataframe", needed_by="logfire_io.dask", extra="dask")
 
 
 class _Token:
@@ -257,7 +253,7 @@ class _ReadSpec:
 
     def frame(self, table: pa.Table, columns: list[str], bounds: tuple[datetime, datetime] | None) -> pd.DataFrame:
         """A conformed table as the partition's pandas frame: ``columns``, indexed by time when asked."""
-        pandas = _import_pandas()
+        pandas = _import_pandas("logfire_io.dask", "dask")
         frame = arrow_to_pandas(table, self.dtype_backend, pandas)
         if self.time_index is None:
             return frame[columns]
@@ -415,7 +411,7 @@ def read_logfire(
     ... )
     >>> ddf.groupby("service_name").duration.mean().compute()  # doctest: +SKIP
     """
-    dd, pandas = _import_dask(), _import_pandas()
+    dd, pandas = _import_dask(), _import_pandas("logfire_io.dask", "dask")
     json_dtypes = _checked(partition_rows, json_columns, dtype_backend)
     request = ReadRequest(
         sql,

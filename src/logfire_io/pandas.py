@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pyarrow as pa
 
 from logfire_io._exceptions import ConfigurationError
+from logfire_io._optional import optional_import
 from logfire_io._read import read_logfire_arrow
 
 if TYPE_CHECKING:
@@ -21,13 +22,8 @@ __all__ = ["read_logfire_pandas"]
 DtypeBackend = Literal["numpy_nullable", "pyarrow"]
 
 
-def _import_pandas() -> Any:
-    try:
-        import pandas
-    except ImportError:  # pragma: no cover - exercised only without the extra
-        msg = "read_logfire_pandas needs pandas: pip install 'logfire-io[pandas]'"
-        raise ImportError(msg) from None
-    return pandas
+def _import_pandas(needed_by: str = "read_logfire_pandas", extra: str = "pandas") -> Any:
+    return optional_import("pandas", needed_by=needed_by, extra=extra)
 
 
 def read_logfire_pandas(
