@@ -7,7 +7,9 @@ from datetime import timedelta
 import pytest
 
 import logfire_io
+import polars as pl
 from logfire_io._cli import main
+from logfire_io._protocol import MAX_LIMIT
 from logfire_io.server import LocalLogfire
 from tests.conftest import DEMO_END, DEMO_ROWS
 from tests.helpers import SentQueries
@@ -41,6 +43,29 @@ def test_a_read_sends_exactly_the_planned_requests(
         assert planned.estimated_rows == table.num_rows == DEMO_ROWS
     assert planned.slices["estimated_rows"].sum() == pytest.approx(planned.estimated_rows, abs=planned.slices.height)
     assert "ReadPlan:" in repr(planned)
+
+
+@pytest.mark.parametrize("slices", [1, timedelta(days=365)])
+def test_explicit_slices_over_the_cap_are_planned_with_the_halves_the_read_fetches(
+    server: LocalLogfire, slices: object
+) -> None:
+    """Regression: ``slices=`` giving a slice over the cap was planned as one request; the read bisects it."""
+    kwargs = {"read_token": server.read_token, "base_url": server.base_url, "slices": slices}
+    planned = logfire_io.plan("SELECT span_id, start_timestamp FROM records_all", **kwargs)  # type: ignore[arg-type]
+    sent = SentQueries(server)
+    table = logfire_io.read_logfire_arrow(
+        "SELECT span_id, start_timestamp FROM records_all",
+        json_columns=None,
+        progress=False,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    texts = [q.sql for q in sent()]
+    assert table.num_rows == DEMO_ROWS
+    assert len(texts) == planned.requests > 3  # the window's bounds, the full slice and at least two halves
+    assert sorted(texts[-planned.slices.height :]) == sorted(planned.slices["sql"].to_list())
+    full = planned.slices.filter(pl.col("estimated_rows") == MAX_LIMIT)
+    assert full.height >= 1
+    assert full["low"].min() == planned.slices["low"].min()
 
 
 def test_a_query_that_cannot_be_split_is_one_request_with_its_reason(server: LocalLogfire) -> None:

@@ -3,8 +3,9 @@
 :func:`plan` asks only aggregates (the window's first and last timestamp when a side is open, and the row
 histogram the read itself plans from), then lays out the requests the read would send, with the same code the
 read uses (:mod:`logfire_io._read`). A read given the same arguments right after, over the same data, sends
-exactly the SQL listed in :attr:`ReadPlan.slices`; only a slice that has grown past the cap since (and is then
-halved) can add requests.
+exactly the SQL listed in :attr:`ReadPlan.slices`, including the halves of a slice that comes back full (the
+plan counts such a slice's rows exactly, so it knows); only a slice that has grown past the cap since can add
+requests.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ class ReadPlan:
     requests
         How many requests the read will send, planning ones included.
     slices
-        One row per data request: ``low``, ``high``, ``estimated_rows`` and the exact ``sql`` sent.
+        One row per data request: ``low``, ``high``, ``estimated_rows`` and the exact ``sql`` sent. A slice that
+        will come back full (at the cap, so the read fetches its two halves instead) is listed with the cap as its
+        rows, followed by its halves.
 
     Examples
     --------
@@ -119,11 +122,52 @@ def _estimates(plan: list[Slice], width_us: int, counts: dict[datetime, int]) ->
     return estimates
 
 
-def _count(client: LogfireQueryClient, request: ReadRequest, query: SliceableQuery) -> int:
-    """The exact number of rows the read's first, whole-window request would return (an aggregate: no row read)."""
-    sql = f"SELECT count(*) AS n FROM (\n{statement_text(whole_sql(query, request))}\n) AS __logfire_q"
-    hint = service_window(request, query, request.min_timestamp, request.max_timestamp)
-    return request_table(client, request, sql, 1, hint).column("n")[0].as_py()
+def _count(
+    client: LogfireQueryClient,
+    request: ReadRequest,
+    query: SliceableQuery,
+    sql: str,
+    low: datetime | None,
+    high: datetime | None,
+) -> int:
+    """The exact number of rows a request of ``sql`` (over ``[low, high)``) would return (an aggregate: no row read)."""
+    counting = f"SELECT count(*) AS n FROM (\n{statement_text(sql)}\n) AS __logfire_q"
+    hint = service_window(request, query, low, high)
+    return request_table(client, request, counting, 1, hint).column("n")[0].as_py()
+
+
+def _upper(piece: Slice, width_us: int, counts: dict[datetime, int]) -> int:
+    """At most how many rows ``piece`` holds: the rows of every histogram bucket it touches."""
+    width = timedelta(microseconds=width_us)
+    return sum(n for start, n in counts.items() if start < piece.high and piece.low < start + width)
+
+
+def _fetched(
+    client: LogfireQueryClient,
+    request: ReadRequest,
+    query: SliceableQuery,
+    planned: list[Slice],
+    histogram_: tuple[int, dict[datetime, int]],
+) -> list[tuple[Slice, bool]]:
+    """Every slice the read fetches, in order, and whether it comes back full (then its halves follow it).
+
+    A slice the histogram bounds below the cap cannot be full; any other is counted exactly, as the read halves
+    one whose answer reaches the cap (:func:`~logfire_io._slicing.fetch_slices`).
+    """
+    fetched: list[tuple[Slice, bool]] = []
+    pending = planned[::-1]
+    while pending:
+        piece = pending.pop()
+        halves = piece.halves()
+        full = (
+            halves is not None
+            and _upper(piece, *histogram_) >= MAX_LIMIT
+            and _count(client, request, query, slice_sql(query, request, piece), piece.low, piece.high) >= MAX_LIMIT
+        )
+        fetched.append((piece, full))
+        if full and halves is not None:
+            pending += halves[::-1]
+    return fetched
 
 
 def build_plan(client: LogfireQueryClient, request: ReadRequest) -> ReadPlan:
@@ -137,7 +181,7 @@ def build_plan(client: LogfireQueryClient, request: ReadRequest) -> ReadPlan:
     requests = 0
     if tries_whole_first(request):
         requests += 1
-        rows = _count(client, request, query)
+        rows = _count(client, request, query, whole, *own)
         if request.limit is not None or rows < MAX_LIMIT:
             rows = min(rows, request.limit or rows)
             low, high = own
@@ -154,10 +198,14 @@ def build_plan(client: LogfireQueryClient, request: ReadRequest) -> ReadPlan:
         pieces = pack_histogram(window.low, window.high, width_us, counts)
     else:
         pieces = plan_slices(window.low, window.high, request.slices)
-    estimates = _estimates(pieces, width_us, counts)
-    rows = [(p.low, p.high, n, slice_sql(query, request, p)) for p, n in zip(pieces, estimates, strict=True)]
+    fetched = _fetched(client, request, query, pieces, (width_us, counts))
+    estimates = _estimates([p for p, _ in fetched], width_us, counts)
+    rows = [
+        (p.low, p.high, MAX_LIMIT if full else n, slice_sql(query, request, p))
+        for (p, full), n in zip(fetched, estimates, strict=True)
+    ]
     total = sum(counts.values())
-    return ReadPlan(True, None, (window.low, window.high), total, requests + len(pieces), _frame(rows))
+    return ReadPlan(True, None, (window.low, window.high), total, requests + len(fetched), _frame(rows))
 
 
 def plan(
