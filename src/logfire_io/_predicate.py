@@ -15,10 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from logfire_io._fields import field_sql
 from logfire_io._sql import quote_identifier
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import polars as pl
+
+    Structs = Mapping[str, pl.Struct]
 
 __all__ = ["Pushdown", "translate"]
 
@@ -97,7 +102,7 @@ def _sql_literal(value: Any) -> str:
     raise _Untranslatable
 
 
-def _sql(node: dict[str, Any]) -> str:
+def _sql(node: dict[str, Any], structs: Structs) -> str:
     kind, body = next(iter(node.items()))
     if kind == "Column":
         return quote_identifier(body)
@@ -107,47 +112,49 @@ def _sql(node: dict[str, Any]) -> str:
         inner = body["expr"]
         if "Literal" not in inner:
             raise _Untranslatable
-        return _sql(inner)
+        return _sql(inner, structs)
     if kind == "BinaryExpr":
         op = body["op"]
         if op in {"And", "LogicalAnd"}:
-            return f"({_sql(body['left'])} AND {_sql(body['right'])})"
+            return f"({_sql(body['left'], structs)} AND {_sql(body['right'], structs)})"
         if op in {"Or", "LogicalOr"}:
-            return f"({_sql(body['left'])} OR {_sql(body['right'])})"
+            return f"({_sql(body['left'], structs)} OR {_sql(body['right'], structs)})"
         if op in _COMPARISONS:
             for side in ("left", "right"):
                 if "Literal" in body[side] and _literal_value(body[side]) is None:
                     raise _Untranslatable
-            return f"({_sql(body['left'])} {_COMPARISONS[op]} {_sql(body['right'])})"
+            return f"({_sql(body['left'], structs)} {_COMPARISONS[op]} {_sql(body['right'], structs)})"
         raise _Untranslatable
     if kind == "Function":
-        return _function(body["function"], body["input"])
+        return _function(body["function"], body["input"], structs)
     raise _Untranslatable
 
 
-def _function(function: Any, inputs: list[dict[str, Any]]) -> str:
+def _function(function: Any, inputs: list[dict[str, Any]], structs: Structs) -> str:
     options: Any
     detail: Any
     name, options = (function, None) if isinstance(function, str) else next(iter(function.items()))
+    if name == "StructExpr" and isinstance(options, dict) and "FieldByName" in options:
+        return _field(inputs[0], options["FieldByName"], structs)
     if name == "Boolean":
         boolean, detail = (options, None) if isinstance(options, str) else next(iter(options.items()))
         if boolean == "IsNull":
-            return f"({_sql(inputs[0])} IS NULL)"
+            return f"({_sql(inputs[0], structs)} IS NULL)"
         if boolean == "IsNotNull":
-            return f"({_sql(inputs[0])} IS NOT NULL)"
+            return f"({_sql(inputs[0], structs)} IS NOT NULL)"
         if boolean == "Not":
-            return f"(NOT {_sql(inputs[0])})"
+            return f"(NOT {_sql(inputs[0], structs)})"
         if boolean == "IsIn" and "Literal" in inputs[1]:
             values = _literal_value(inputs[1])
             if not isinstance(values, list) or not values or any(v is None for v in values):
                 raise _Untranslatable
-            return f"({_sql(inputs[0])} IN ({', '.join(_sql_literal(v) for v in values)}))"
+            return f"({_sql(inputs[0], structs)} IN ({', '.join(_sql_literal(v) for v in values)}))"
         if boolean == "IsBetween":
             closed = detail["closed"] if isinstance(detail, dict) else "Both"
             low_op = ">=" if closed in {"Both", "Left"} else ">"
             high_op = "<=" if closed in {"Both", "Right"} else "<"
-            value = _sql(inputs[0])
-            return f"({value} {low_op} {_sql(inputs[1])} AND {value} {high_op} {_sql(inputs[2])})"
+            value = _sql(inputs[0], structs)
+            return f"({value} {low_op} {_sql(inputs[1], structs)} AND {value} {high_op} {_sql(inputs[2], structs)})"
         raise _Untranslatable
     if name == "StringExpr":
         string, detail = (options, None) if isinstance(options, str) else next(iter(options.items()))
@@ -157,12 +164,23 @@ def _function(function: Any, inputs: list[dict[str, Any]]) -> str:
         if not isinstance(needle, str):
             raise _Untranslatable
         if string == "StartsWith":
-            return f"starts_with({_sql(inputs[0])}, {_quote(needle)})"
+            return f"starts_with({_sql(inputs[0], structs)}, {_quote(needle)})"
         if string == "EndsWith":
-            return f"ends_with({_sql(inputs[0])}, {_quote(needle)})"
+            return f"ends_with({_sql(inputs[0], structs)}, {_quote(needle)})"
         if string == "Contains" and isinstance(detail, dict) and detail.get("literal"):
-            return f"(strpos({_sql(inputs[0])}, {_quote(needle)}) > 0)"
+            return f"(strpos({_sql(inputs[0], structs)}, {_quote(needle)}) > 0)"
     raise _Untranslatable
+
+
+def _field(node: dict[str, Any], key: Any, structs: Structs) -> str:
+    """SQL for ``pl.col(c).struct.field(key)`` of a JSON column ``c`` declared as a struct, typed as fetched."""
+    column = node.get("Column")
+    dtype = structs.get(column) if isinstance(column, str) else None
+    field = next((f for f in dtype.fields if f.name == key), None) if dtype is not None else None
+    sql = field_sql(column, key, field.dtype) if field is not None and isinstance(column, str) else None
+    if sql is None:
+        raise _Untranslatable
+    return sql
 
 
 def _conjuncts(node: dict[str, Any]) -> list[dict[str, Any]]:
@@ -196,15 +214,19 @@ def _bound(node: dict[str, Any], time_column: str) -> tuple[datetime | None, dat
     return None, value + step
 
 
-def translate(predicate: pl.Expr | None, *, time_column: str | None = None) -> Pushdown:
-    """SQL for the translatable conjuncts of ``predicate``, and the window its ``time_column`` bounds imply."""
+def translate(predicate: pl.Expr | None, *, time_column: str | None = None, structs: Structs | None = None) -> Pushdown:
+    """SQL for the translatable conjuncts of ``predicate``, and the window its ``time_column`` bounds imply.
+
+    ``structs``: JSON columns declared as structs; a filter on one of their fields becomes SQL on
+    ``column ->> 'key'`` (see :mod:`logfire_io._fields`).
+    """
     if predicate is None:
         return Pushdown(None)
     tree = json.loads(predicate.meta.serialize(format="json"))
     parts, low, high, complete = [], None, None, True
     for conjunct in _conjuncts(tree):
         try:
-            parts.append(_sql(conjunct))
+            parts.append(_sql(conjunct, structs or {}))
         except Exception:  # any node we cannot read is simply not pushed: polars still filters locally
             complete = False
             continue

@@ -14,6 +14,7 @@ from polars.io.plugins import register_io_source
 
 import polars as pl
 from logfire_io._exceptions import ConfigurationError
+from logfire_io._fields import StructFields
 from logfire_io._json import JSONColumns, decode_json_columns
 from logfire_io._predicate import Pushdown, translate
 from logfire_io._read import DEFAULT_MAX_CONCURRENCY, ReadRequest, iter_tables, open_client, read_logfire_arrow
@@ -192,10 +193,13 @@ def scan_logfire(
             schema[name] = dtype
         return schema
 
+    structs = StructFields.of(json_columns)
+    whole_text = {name: dtype for name, dtype in (json_columns or {}).items() if name not in structs.structs}
+
     def pushed_sql(selected: list[str], where: str | None) -> str:
-        """The SQL that asks for ``selected`` columns of rows matching ``where``, in the query's order."""
+        """The SQL that asks for ``selected`` columns (struct ones field by field) of rows matching ``where``."""
         source_sql = table.lower() if is_table else f"(\n{statement_text(table)}\n) AS q"
-        sql = f"SELECT {', '.join(quote_identifier(c) for c in selected)} FROM {source_sql}"
+        sql = f"SELECT {', '.join(entry for c in selected for entry in structs.select_list(c))} FROM {source_sql}"
         if where:
             sql += f" WHERE {where}"
         if order:
@@ -218,7 +222,7 @@ def scan_logfire(
         if order is None:  # an ORDER BY that a wrapper cannot repeat: run the query as written, filter here
             pushdown, sql = Pushdown(None, complete=predicate is None), table
         else:
-            pushdown = translate(predicate, time_column=time_column)
+            pushdown = translate(predicate, time_column=time_column, structs=structs.structs)
             sql = pushed_sql(selected, pushdown.where)
         fully_pushed = predicate is None or pushdown.complete
         low = max(filter(None, [common["min_timestamp"], pushdown.min_timestamp]), default=None)
@@ -233,8 +237,11 @@ def scan_logfire(
         remaining = n_rows
         with open_client(client, read_token, base_url, request.max_concurrency) as active:
             for piece in iter_tables(active, request, owns_client=client is None):
-                frame = pl.from_arrow(decode_json_columns(piece, dict(json_columns or {})), rechunk=False)
+                whole = json_columns or {} if order is None else whole_text  # a query as written: JSON comes whole
+                texts = {name: dtype for name, dtype in whole.items() if name in piece.column_names}
+                frame = pl.from_arrow(decode_json_columns(piece, texts), rechunk=False)
                 assert isinstance(frame, pl.DataFrame)
+                frame = structs.assemble(frame)
                 if predicate is not None:
                     frame = frame.filter(predicate)
                 frame = frame.select(columns)

@@ -1,0 +1,105 @@
+"""Fields of a JSON column declared as a struct: fetched one by one as SQL, and put back together locally.
+
+polars tells an IO plugin which *columns* a query needs, never which struct fields; so when ``scan_logfire`` is
+given a struct dtype for a JSON column (``json_columns={"attributes": pl.Struct({...})}``), the declared fields
+are the projection. Each is fetched as ``"attributes" ->> 'key'`` (its text, a string unquoted) instead of the
+whole JSON document, and turned into the declared dtype here, with the same rule the pushed SQL uses:
+
+- ``String``: the text as is (an object or list value is its JSON text);
+- integers and floats: the text cast leniently (SQL ``TRY_CAST``, polars ``cast(strict=False)``): a value that
+  is not a number of that kind is null, on both sides, so a filter pushed as SQL keeps exactly the rows the
+  local filter keeps;
+- ``Boolean``: ``true``/``false``, anything else null;
+- any other dtype (a nested struct, a list): the text decoded as JSON with that dtype.
+
+A null document (SQL NULL) stays a null struct: one boolean column per JSON column says which rows are null.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import polars as pl
+from logfire_io._sql import quote_identifier
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["StructFields", "field_sql"]
+
+_SQL_CASTS = {
+    **dict.fromkeys([pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32], "BIGINT"),
+    **dict.fromkeys([pl.Float32, pl.Float64], "DOUBLE"),
+}
+"""Field dtypes a filter can be pushed for, and the SQL type their text is cast to (``None``: compared as text)."""
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _text_sql(column: str, key: str) -> str:
+    return f"({quote_identifier(column)} ->> {_quote(key)})"
+
+
+def field_sql(column: str, key: str, dtype: pl.DataType) -> str | None:
+    """SQL for the value of field ``key`` of JSON ``column`` as the local frame holds it; None if no SQL matches it."""
+    if dtype == pl.String:
+        return _text_sql(column, key)
+    cast = next((sql for kind, sql in _SQL_CASTS.items() if dtype == kind), None)
+    return None if cast is None else f"TRY_CAST({_text_sql(column, key)} AS {cast})"
+
+
+def _from_text(text: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """The text of one field (as ``->>`` gives it) as ``dtype``, by the rules in the module docstring."""
+    if dtype == pl.String:
+        return text
+    if dtype.is_numeric():
+        return text.cast(dtype, strict=False)
+    if dtype == pl.Boolean:
+        return pl.when(text == "true").then(True).when(text == "false").then(False).otherwise(None)
+    return text.str.json_decode(dtype)
+
+
+@dataclass(frozen=True)
+class StructFields:
+    """The JSON columns fetched field by field: column name -> its declared struct dtype."""
+
+    structs: Mapping[str, pl.Struct]
+
+    @classmethod
+    def of(cls, json_columns: Mapping[str, pl.DataType] | None) -> StructFields:
+        """The struct-typed entries of a scan's ``json_columns`` (other dtypes are decoded from the whole text)."""
+        return cls({name: dtype for name, dtype in (json_columns or {}).items() if isinstance(dtype, pl.Struct)})
+
+    @staticmethod
+    def _alias(column: str, index: int | str) -> str:
+        return f"__logfire_{column}_{index}"
+
+    def select_list(self, column: str) -> list[str]:
+        """The SELECT entries fetching ``column``: each declared field's text, and whether the document is null."""
+        if column not in self.structs:
+            return [quote_identifier(column)]
+        fields = [
+            f"{_text_sql(column, field.name)} AS {quote_identifier(self._alias(column, i))}"
+            for i, field in enumerate(self.structs[column].fields)
+        ]
+        return [*fields, f"({quote_identifier(column)} IS NULL) AS {quote_identifier(self._alias(column, 'null'))}"]
+
+    def assemble(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """``frame`` with every struct column fetched field by field built back, in place of its pieces."""
+        for column, dtype in self.structs.items():
+            is_null = self._alias(column, "null")
+            if is_null not in frame.columns:
+                continue
+            pieces = [self._alias(column, i) for i in range(len(dtype.fields))]
+            built = pl.struct(
+                [
+                    _from_text(pl.col(piece).cast(pl.String), field.dtype).alias(field.name)
+                    for piece, field in zip(pieces, dtype.fields, strict=True)
+                ]
+            )
+            value = pl.when(pl.col(is_null)).then(None).otherwise(built).cast(dtype).alias(column)
+            frame = frame.with_columns(value).drop([*pieces, is_null])
+        return frame
