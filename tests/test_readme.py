@@ -12,6 +12,7 @@ import pytest
 import polars as pl
 from logfire_io._cli import main
 from logfire_io.server import LocalLogfire
+from tests.helpers import SentQueries
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 BLOCKS = re.findall(r"```(\w+)\n(.*?)```", README, flags=re.DOTALL)
@@ -43,7 +44,7 @@ def env(recent: LocalLogfire, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
 
 
 def test_13_readme_has_the_snippets_tested_here() -> None:
-    assert len(PYTHON) == 3
+    assert len(PYTHON) == 4
     assert [shlex.split(c)[:2] for c in COMMANDS] == [["logfire-io", "query"]] * 3
 
 
@@ -57,6 +58,20 @@ def test_13_readme_python_runs_as_written(env: LocalLogfire, index: int, capsys:
     if index == 0:
         assert namespace["errors"].columns == ["start_timestamp", "service_name", "exception_type"]  # type: ignore[attr-defined]
         assert capsys.readouterr().out.strip()  # the client loop printed its batches
+
+
+def test_readme_attributes_pushdown_fetches_only_the_declared_keys(env: LocalLogfire) -> None:
+    (code,) = (block for block in PYTHON if "errors_per_route" in block)
+    sent = SentQueries(env)
+    namespace: dict[str, object] = {"__name__": "readme"}
+    exec(compile(code, "README.md attributes pushdown", "exec"), namespace)
+    result = namespace["errors_per_route"]
+    assert isinstance(result, pl.DataFrame)
+    assert result.height > 0
+    assert result["http.route"].str.starts_with("/api").all()
+    texts = [q.sql for q in sent()]
+    assert texts
+    assert all("TRY_CAST" in sql and not re.search(r'"attributes"(?! ->> | IS NULL\))', sql) for sql in texts)
 
 
 def test_13_readme_export_command_runs_as_written(env: LocalLogfire, tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ attributes (polars has no registry for top-level readers), so type checkers do n
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
 
 from polars.io.plugins import register_io_source
 
@@ -16,6 +17,7 @@ import polars as pl
 from logfire_io._exceptions import ConfigurationError
 from logfire_io._fields import StructFields
 from logfire_io._json import JSONColumns, decode_json_columns
+from logfire_io._json_schema import SCHEMAS_SQL, struct_from_schemas
 from logfire_io._predicate import Pushdown, translate
 from logfire_io._read import DEFAULT_MAX_CONCURRENCY, ReadRequest, iter_tables, open_client, read_logfire_arrow
 from logfire_io._splice import statement_text
@@ -107,7 +109,7 @@ def scan_logfire(
     max_timestamp: datetime | None = None,
     slices: int | timedelta | None = None,
     max_concurrency: int | None = None,
-    json_columns: Mapping[str, pl.DataType] | None = None,
+    json_columns: Mapping[str, pl.DataType] | Literal["auto"] | None = None,
     progress: bool | None = None,
     timezone: str | None = None,
     environment: str | list[str] | None = None,
@@ -130,7 +132,13 @@ def scan_logfire(
     json_columns
         JSON text columns to decode, with their polars dtypes. The lazy schema must be known before reading,
         so JSON columns such as ``attributes`` stay text unless given here; decode them after collecting with
-        ``df.logfire.decode_json()``, or use :func:`read_logfire`, which infers the structs.
+        ``df.logfire.decode_json()``, or use :func:`read_logfire`, which infers the structs. A column given a
+        ``pl.Struct`` is fetched field by field (``attributes ->> 'key'`` for each declared field, never the
+        whole JSON text), and filters on its string and numeric fields are sent as SQL: declare only the keys
+        the analysis needs. ``"auto"`` (tables ``records``/``records_all`` only) builds the ``attributes``
+        struct from the window's distinct ``attributes_json_schema`` values, one small aggregate request: it
+        knows the keys the logfire SDK set from arguments, not those of OpenTelemetry instrumentation, and
+        types a key only when its schema names a type (String otherwise).
     {reader_parameters}
 
     Returns
@@ -150,11 +158,11 @@ def scan_logfire(
     >>> errors.collect().height
     3
     """
-    if isinstance(json_columns, str) or (json_columns is not None and not isinstance(json_columns, Mapping)):
+    if not (json_columns is None or json_columns == "auto" or isinstance(json_columns, Mapping)):
         msg = (
-            f"`json_columns` in scan_logfire must be a dict of column name to polars dtype or None, got "
-            f"{json_columns!r}\n\nHint: a lazy scan needs its schema before reading, so it cannot infer structs; "
-            "use read_logfire(..., json_columns='auto'), or pass the dtypes."
+            f"`json_columns` in scan_logfire must be a dict of column name to polars dtype, 'auto' or None, got "
+            f"{json_columns!r}\n\nHint: a lazy scan needs its schema before reading; 'auto' builds the "
+            "attributes struct from the window's attributes_json_schema values, a dict declares the fields."
         )
         raise ConfigurationError(msg)
     if not isinstance(sql_or_table, str):
@@ -175,8 +183,26 @@ def scan_logfire(
         "environment": environment,
     }
     ReadRequest("SELECT 1", **common)  # type: ignore[arg-type]  # validate arguments now, not at collect()
+    if json_columns == "auto" and table.lower() not in {"records", "records_all"}:
+        msg = (
+            f"`json_columns='auto'` in scan_logfire needs the table 'records' or 'records_all' (it reads their "
+            f"attributes_json_schema), got {table!r}\n\nHint: declare the dtypes: "
+            'json_columns={"attributes": pl.Struct({...})}.'
+        )
+        raise ConfigurationError(msg)
     order = () if is_table else output_order(table)
     time_column = TIME_COLUMNS[table.lower()] if is_table else None
+
+    @cache
+    def declared() -> dict[str, pl.DataType]:
+        """The dtypes of the JSON columns: as given, or for 'auto' the attributes struct of the window's schemas."""
+        if json_columns != "auto":
+            return dict(json_columns or {})
+        request = ReadRequest(SCHEMAS_SQL.format(table=table.lower()), **{**common, "slices": None})  # type: ignore[arg-type]
+        with open_client(client, read_token, base_url, 1) as active:
+            pieces = list(iter_tables(active, request, owns_client=client is None))
+        struct = struct_from_schemas([text for piece in pieces for text in piece.column("s").to_pylist()])
+        return {"attributes": struct} if struct.fields else {}
 
     def base_schema() -> pl.Schema:
         if is_table:
@@ -186,17 +212,14 @@ def scan_logfire(
             with open_client(client, read_token, base_url, 1) as active:
                 first = next(iter_tables(active, probe, owns_client=client is None))
             schema = _polars_schema(first.schema)
-        for name, dtype in (json_columns or {}).items():
+        for name, dtype in declared().items():
             if name not in schema:
                 msg = f"`json_columns` names {name!r}, which the scan does not have; it has {list(schema)}"
                 raise ConfigurationError(msg)
             schema[name] = dtype
         return schema
 
-    structs = StructFields.of(json_columns)
-    whole_text = {name: dtype for name, dtype in (json_columns or {}).items() if name not in structs.structs}
-
-    def pushed_sql(selected: list[str], where: str | None) -> str:
+    def pushed_sql(selected: list[str], where: str | None, structs: StructFields) -> str:
         """The SQL that asks for ``selected`` columns (struct ones field by field) of rows matching ``where``."""
         source_sql = table.lower() if is_table else f"(\n{statement_text(table)}\n) AS q"
         sql = f"SELECT {', '.join(entry for c in selected for entry in structs.select_list(c))} FROM {source_sql}"
@@ -215,6 +238,8 @@ def scan_logfire(
         with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None, batch_size: int | None
     ) -> Iterator[pl.DataFrame]:
         schema = base_schema()
+        structs = StructFields.of(declared())
+        whole_text = {name: dtype for name, dtype in declared().items() if name not in structs.structs}
         columns = list(with_columns) if with_columns is not None else list(schema)
         needed = set(columns) | (set(predicate.meta.root_names()) if predicate is not None else set())
         needed |= {k.name for k in order or ()}
@@ -223,7 +248,7 @@ def scan_logfire(
             pushdown, sql = Pushdown(None, complete=predicate is None), table
         else:
             pushdown = translate(predicate, time_column=time_column, structs=structs.structs)
-            sql = pushed_sql(selected, pushdown.where)
+            sql = pushed_sql(selected, pushdown.where, structs)
         fully_pushed = predicate is None or pushdown.complete
         low = max(filter(None, [common["min_timestamp"], pushdown.min_timestamp]), default=None)
         high = min(filter(None, [common["max_timestamp"], pushdown.max_timestamp]), default=None)
@@ -237,7 +262,7 @@ def scan_logfire(
         remaining = n_rows
         with open_client(client, read_token, base_url, request.max_concurrency) as active:
             for piece in iter_tables(active, request, owns_client=client is None):
-                whole = json_columns or {} if order is None else whole_text  # a query as written: JSON comes whole
+                whole = declared() if order is None else whole_text  # a query as written: its JSON comes whole
                 texts = {name: dtype for name, dtype in whole.items() if name in piece.column_names}
                 frame = pl.from_arrow(decode_json_columns(piece, texts), rechunk=False)
                 assert isinstance(frame, pl.DataFrame)

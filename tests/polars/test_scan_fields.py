@@ -9,7 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import polars as pl
+from logfire_io import ConfigurationError
 from logfire_io._fields import StructFields
+from logfire_io._json_schema import struct_from_schemas
 from logfire_io.polars import read_logfire, scan_logfire
 from logfire_io.server import LocalLogfire
 from tests.helpers import SentQueries
@@ -184,3 +186,44 @@ def test_boolean_and_nested_fields_are_built_from_their_text() -> None:
         {"ok": None, "user": {"id": 4}, "n": None},
         None,
     ]
+
+
+def test_auto_builds_the_attributes_struct_from_the_windows_json_schemas(server: LocalLogfire) -> None:
+    sent = SentQueries(server)
+    scan = scan_logfire("records", read_token=server.read_token, base_url=server.base_url, json_columns="auto")
+    dtype = scan.collect_schema()["attributes"]
+    (schemas,) = [q.sql for q in sent()]
+    assert "DISTINCT attributes_json_schema" in schemas
+    assert dtype == pl.Struct({"user_id": pl.String})  # the only key the demo's SDK calls set from arguments
+    sent = SentQueries(server)
+    got = scan.select("span_id", _field("user_id")).collect()
+    assert not [q.sql for q in sent() if WHOLE_COLUMN.search(q.sql) or "attributes_json_schema" in q.sql]
+    expected = read_logfire(
+        "SELECT span_id, attributes FROM records",
+        read_token=server.read_token,
+        base_url=server.base_url,
+        json_columns={"attributes": dtype},
+        progress=False,
+    ).select("span_id", _field("user_id"))
+    assert got.sort("span_id").equals(expected.sort("span_id"))
+    assert got["user_id"].null_count() < got.height
+
+
+def test_auto_types_a_key_only_when_every_schema_names_the_same_type() -> None:
+    schemas = [
+        '{"type":"object","properties":{"n":{"type":"integer"},"x":{},"cart":{"type":"object","properties":{}}}}',
+        '{"type":"object","properties":{"n":{"type":"integer"},"f":{"type":"number"},"b":{"type":"boolean"}}}',
+        '{"type":"object","properties":{"x":{"type":"integer"},"s":{"type":"string"}}}',
+        "not JSON",
+        "[1]",
+    ]
+    assert struct_from_schemas(schemas) == pl.Struct(
+        {"n": pl.Int64, "x": pl.String, "cart": pl.String, "f": pl.Float64, "b": pl.Boolean, "s": pl.String}
+    )
+    assert struct_from_schemas([]) == pl.Struct({})
+
+
+@pytest.mark.parametrize("source", ["metrics", "SELECT attributes FROM records"])
+def test_auto_needs_a_table_with_json_schemas(source: str) -> None:
+    with pytest.raises(ConfigurationError, match="records_all"):
+        scan_logfire(source, read_token="t", base_url="http://127.0.0.1:9", json_columns="auto")
