@@ -10,7 +10,10 @@ whole JSON document, and turned into the declared dtype here, with the same rule
   is not a number of that kind is null, on both sides, so a filter pushed as SQL keeps exactly the rows the
   local filter keeps;
 - ``Boolean``: ``true``/``false``, anything else null;
-- any other dtype (a nested struct, a list): the text decoded as JSON with that dtype.
+- a nested struct or a list: the text decoded as JSON with that dtype (a value that does not fit is a
+  :class:`ConfigurationError`, as in :func:`read_logfire`);
+- other dtypes (``Categorical``, ``Enum``, ``Decimal``): the text cast leniently; temporal dtypes are refused
+  (declare them ``String`` and convert after collecting).
 
 A null document (SQL NULL) stays a null struct: one boolean column per JSON column says which rows are null.
 """
@@ -21,7 +24,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import polars as pl
-from logfire_io._sql import quote_identifier
+from logfire_io._exceptions import ConfigurationError
+from logfire_io._sql import quote_identifier, quote_literal
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -35,12 +39,8 @@ _SQL_CASTS = {
 """Field dtypes a filter can be pushed for, and the SQL type their text is cast to (``None``: compared as text)."""
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _text_sql(column: str, key: str) -> str:
-    return f"({quote_identifier(column)} ->> {_quote(key)})"
+    return f"({quote_identifier(column)} ->> {quote_literal(key)})"
 
 
 def field_sql(column: str, key: str, dtype: pl.DataType) -> str | None:
@@ -55,11 +55,24 @@ def _from_text(text: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """The text of one field (as ``->>`` gives it) as ``dtype``, by the rules in the module docstring."""
     if dtype == pl.String:
         return text
-    if dtype.is_numeric():
-        return text.cast(dtype, strict=False)
     if dtype == pl.Boolean:
         return pl.when(text == "true").then(True).when(text == "false").then(False).otherwise(None)
-    return text.str.json_decode(dtype)
+    if dtype.is_nested():
+        return text.str.json_decode(dtype)
+    return text.cast(dtype, strict=False)
+
+
+def _check(column: str, dtype: pl.Struct) -> pl.Struct:
+    """``dtype`` if every field can be built from its text; a temporal field cannot (its text is not JSON)."""
+    for field in dtype.fields:
+        if field.dtype.is_temporal() or field.dtype in (pl.Binary, pl.Object, pl.Null):
+            msg = (
+                f"`json_columns` declares field {field.name!r} of {column!r} as {field.dtype}, which a scan cannot "
+                "build from the field's JSON text.\n\nHint: declare it pl.String and convert it after "
+                "collecting (e.g. `.str.to_datetime()`)."
+            )
+            raise ConfigurationError(msg)
+    return dtype
 
 
 @dataclass(frozen=True)
@@ -71,7 +84,9 @@ class StructFields:
     @classmethod
     def of(cls, json_columns: Mapping[str, pl.DataType] | None) -> StructFields:
         """The struct-typed entries of a scan's ``json_columns`` (other dtypes are decoded from the whole text)."""
-        return cls({name: dtype for name, dtype in (json_columns or {}).items() if isinstance(dtype, pl.Struct)})
+        return cls(
+            {name: _check(name, dtype) for name, dtype in (json_columns or {}).items() if isinstance(dtype, pl.Struct)}
+        )
 
     @staticmethod
     def _alias(column: str, index: int | str) -> str:
@@ -101,5 +116,13 @@ class StructFields:
                 ]
             )
             value = pl.when(pl.col(is_null)).then(None).otherwise(built).cast(dtype).alias(column)
-            frame = frame.with_columns(value).drop([*pieces, is_null])
+            try:
+                frame = frame.with_columns(value).drop([*pieces, is_null])
+            except pl.exceptions.PolarsError as exc:
+                reason = str(exc).splitlines()[0][:200]
+                msg = (
+                    f"`json_columns` gives {column!r} the dtype {dtype}, which some field's JSON does not fit "
+                    f"({reason}).\n\nHint: declare that field pl.String and decode it after collecting."
+                )
+                raise ConfigurationError(msg) from exc
         return frame

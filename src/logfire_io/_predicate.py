@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from logfire_io._fields import field_sql
-from logfire_io._sql import quote_identifier
+from logfire_io._sql import quote_identifier, quote_literal
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -45,10 +45,6 @@ class Pushdown:
     max_timestamp: datetime | None = None
     complete: bool = True
     """Whether every conjunct was translated (then the SQL alone filters exactly, and a limit may follow it)."""
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _datetime(value: int, unit: str, zone: Any) -> datetime:
@@ -94,11 +90,11 @@ def _sql_literal(value: Any) -> str:
             raise _Untranslatable
         return repr(value)
     if isinstance(value, str):
-        return _quote(value)
+        return quote_literal(value)
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise _Untranslatable  # naive vs aware comparison semantics differ; let polars do it
-        return f"CAST({_quote(value.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ'))} AS TIMESTAMPTZ)"
+        return f"CAST({quote_literal(value.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ'))} AS TIMESTAMPTZ)"
     raise _Untranslatable
 
 
@@ -164,11 +160,11 @@ def _function(function: Any, inputs: list[dict[str, Any]], structs: Structs) -> 
         if not isinstance(needle, str):
             raise _Untranslatable
         if string == "StartsWith":
-            return f"starts_with({_sql(inputs[0], structs)}, {_quote(needle)})"
+            return f"starts_with({_sql(inputs[0], structs)}, {quote_literal(needle)})"
         if string == "EndsWith":
-            return f"ends_with({_sql(inputs[0], structs)}, {_quote(needle)})"
+            return f"ends_with({_sql(inputs[0], structs)}, {quote_literal(needle)})"
         if string == "Contains" and isinstance(detail, dict) and detail.get("literal"):
-            return f"(strpos({_sql(inputs[0], structs)}, {_quote(needle)}) > 0)"
+            return f"(strpos({_sql(inputs[0], structs)}, {quote_literal(needle)}) > 0)"
     raise _Untranslatable
 
 

@@ -116,6 +116,11 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def quote_literal(text: str) -> str:
+    """A single-quoted SQL string literal (embedded quotes doubled)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 @dataclass(frozen=True)
 class OrderKey:
     """One key of a top-level ORDER BY, as the merge of split results must apply it.

@@ -183,6 +183,7 @@ def scan_logfire(
         "environment": environment,
     }
     ReadRequest("SELECT 1", **common)  # type: ignore[arg-type]  # validate arguments now, not at collect()
+    StructFields.of(json_columns if isinstance(json_columns, Mapping) else None)
     if json_columns == "auto" and table.lower() not in {"records", "records_all"}:
         msg = (
             f"`json_columns='auto'` in scan_logfire needs the table 'records' or 'records_all' (it reads their "

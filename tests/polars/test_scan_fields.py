@@ -227,3 +227,15 @@ def test_auto_types_a_key_only_when_every_schema_names_the_same_type() -> None:
 def test_auto_needs_a_table_with_json_schemas(source: str) -> None:
     with pytest.raises(ConfigurationError, match="records_all"):
         scan_logfire(source, read_token="t", base_url="http://127.0.0.1:9", json_columns="auto")
+
+
+def test_a_temporal_field_is_refused_when_the_scan_is_made() -> None:
+    dtype = pl.Struct({"at": pl.Datetime("us", "UTC")})
+    with pytest.raises(ConfigurationError, match=r"(?s)'at'.*str\.to_datetime"):
+        scan_logfire("records", read_token="t", base_url="http://127.0.0.1:9", json_columns={"attributes": dtype})
+
+
+def test_a_field_whose_json_does_not_fit_its_nested_dtype_is_a_clear_error(server: LocalLogfire) -> None:
+    dtype = pl.Struct({"http.route": pl.Struct({"a": pl.String})})  # the route is a string, not an object
+    with pytest.raises(ConfigurationError, match=r"(?s)http\.route.*Hint: declare that field pl\.String"):
+        _scan(server, dtype).filter(_field("http.route").is_not_null()).collect()
