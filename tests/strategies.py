@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import strategies as st
+
+if TYPE_CHECKING:
+    import polars as pl
 
 json_keys = st.one_of(
     st.sampled_from(
@@ -87,3 +90,16 @@ def windows(low: datetime, high: datetime, anchors: list[datetime]) -> st.Search
 
 def at_utc(value: Any) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def boolean_combinations(atoms: st.SearchStrategy[pl.Expr]) -> st.SearchStrategy[pl.Expr]:
+    """Predicates built from ``atoms`` with ``&``, ``|`` and ``~``, up to four atoms."""
+    return st.recursive(
+        atoms,
+        lambda inner: st.one_of(
+            st.tuples(inner, inner).map(lambda t: t[0] & t[1]),
+            st.tuples(inner, inner).map(lambda t: t[0] | t[1]),
+            inner.map(lambda e: ~e),
+        ),
+        max_leaves=4,
+    )

@@ -15,6 +15,7 @@ from logfire_io.polars import scan_logfire
 from logfire_io.server import LocalLogfire
 from tests.conftest import DEMO_END
 from tests.helpers import SentQueries
+from tests.strategies import boolean_combinations
 
 WINDOW_START = DEMO_END - timedelta(days=2)
 COLUMNS = [
@@ -130,15 +131,7 @@ atoms = st.one_of(
     st.integers(0, 47).map(lambda h: pl.col("start_timestamp") < WINDOW_START + timedelta(hours=h)),
     st.just(pl.col("span_name").str.len_chars() > 12),  # not translatable: must be filtered locally
 )
-predicates = st.recursive(
-    atoms,
-    lambda inner: st.one_of(
-        st.tuples(inner, inner).map(lambda t: t[0] & t[1]),
-        st.tuples(inner, inner).map(lambda t: t[0] | t[1]),
-        inner.map(lambda e: ~e),
-    ),
-    max_leaves=4,
-)
+predicates = boolean_combinations(atoms)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

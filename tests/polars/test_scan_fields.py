@@ -15,6 +15,7 @@ from logfire_io._json_schema import struct_from_schemas
 from logfire_io.polars import read_logfire, scan_logfire
 from logfire_io.server import LocalLogfire
 from tests.helpers import SentQueries
+from tests.strategies import boolean_combinations
 
 FIELDS = {
     "http.route": pl.String,
@@ -39,17 +40,18 @@ def _field(name: str) -> pl.Expr:
 @pytest.fixture(scope="module")
 def everything(server: LocalLogfire) -> pl.DataFrame:
     """Every record, ``attributes`` decoded from its whole JSON text with the declared dtype."""
-    return read_logfire(
-        "SELECT trace_id, span_id, span_name, attributes FROM records",
-        read_token=server.read_token,
-        base_url=server.base_url,
-        json_columns={"attributes": ALL},
-        progress=False,
-    )
+    return _read(server, "SELECT trace_id, span_id, span_name, attributes FROM records", ALL)
 
 
 def _scan(server: LocalLogfire, dtype: pl.Struct, sql: str = "records") -> pl.LazyFrame:
     return scan_logfire(
+        sql, read_token=server.read_token, base_url=server.base_url, json_columns={"attributes": dtype}, progress=False
+    )
+
+
+def _read(server: LocalLogfire, sql: str, dtype: pl.Struct) -> pl.DataFrame:
+    """The reference: ``sql`` read whole, ``attributes`` decoded from its JSON text with ``dtype``."""
+    return read_logfire(
         sql, read_token=server.read_token, base_url=server.base_url, json_columns={"attributes": dtype}, progress=False
     )
 
@@ -89,15 +91,7 @@ atoms = st.one_of(
     st.just(_field("http.route").str.len_chars() > 8),  # not translatable
     st.sampled_from(["GET", "SELECT"]).map(lambda p: pl.col("span_name").str.starts_with(p)),
 )
-predicates = st.recursive(
-    atoms,
-    lambda inner: st.one_of(
-        st.tuples(inner, inner).map(lambda t: t[0] & t[1]),
-        st.tuples(inner, inner).map(lambda t: t[0] | t[1]),
-        inner.map(lambda e: ~e),
-    ),
-    max_leaves=4,
-)
+predicates = boolean_combinations(atoms)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -142,13 +136,7 @@ def test_a_filter_that_cannot_be_pushed_is_applied_locally(server: LocalLogfire,
     texts = [q.sql for q in sent()]
     assert texts
     assert not [sql for sql in texts if "'pro'" in sql]
-    reference = read_logfire(
-        "SELECT span_id, attributes FROM records",
-        read_token=server.read_token,
-        base_url=server.base_url,
-        json_columns={"attributes": dtype},
-        progress=False,
-    )
+    reference = _read(server, "SELECT span_id, attributes FROM records", dtype)
     assert got.sort("span_id").equals(reference.filter(predicate).select("span_id").sort("span_id"))
     assert 0 < got.height < reference.height
 
@@ -157,13 +145,7 @@ def test_a_null_document_stays_a_null_struct(server: LocalLogfire) -> None:
     sql = "SELECT span_id, CASE WHEN level >= 17 THEN NULL ELSE attributes END AS attributes FROM records"
     dtype = pl.Struct({"http.route": pl.String, "db.rows": pl.Int64})
     got = _scan(server, dtype, sql).collect()
-    expected = read_logfire(
-        sql,
-        read_token=server.read_token,
-        base_url=server.base_url,
-        json_columns={"attributes": dtype},
-        progress=False,
-    )
+    expected = _read(server, sql, dtype)
     assert got.sort("span_id").equals(expected.sort("span_id"))
     assert 0 < got["attributes"].null_count() < got.height
 
@@ -198,13 +180,7 @@ def test_auto_builds_the_attributes_struct_from_the_windows_json_schemas(server:
     sent = SentQueries(server)
     got = scan.select("span_id", _field("user_id")).collect()
     assert not [q.sql for q in sent() if WHOLE_COLUMN.search(q.sql) or "attributes_json_schema" in q.sql]
-    expected = read_logfire(
-        "SELECT span_id, attributes FROM records",
-        read_token=server.read_token,
-        base_url=server.base_url,
-        json_columns={"attributes": dtype},
-        progress=False,
-    ).select("span_id", _field("user_id"))
+    expected = _read(server, "SELECT span_id, attributes FROM records", dtype).select("span_id", _field("user_id"))
     assert got.sort("span_id").equals(expected.sort("span_id"))
     assert got["user_id"].null_count() < got.height
 
