@@ -16,6 +16,13 @@ whole JSON document, and turned into the declared dtype here, with the same rule
   (declare them ``String`` and convert after collecting).
 
 A null document (SQL NULL) stays a null struct: one boolean column per JSON column says which rows are null.
+
+Why the declared dtype and not the fields a query uses: polars' IO plugin callback receives column names
+(``select(pl.col("attributes").struct.field("a"))`` arrives as ``with_columns=["attributes"]``), a predicate and
+``n_rows``, nothing finer; polars' maintainers say a richer pushdown needs an IO plugin redesign (pola-rs/polars
+#23727). A filter on a field does arrive whole, inside the predicate, and is translated in
+:mod:`logfire_io._predicate`. A query whose ORDER BY a wrapper cannot repeat is sent as written, so its JSON
+columns come whole and are decoded with the declared dtype.
 """
 
 from __future__ import annotations
