@@ -7,8 +7,8 @@ whole JSON document, and turned into the declared dtype here, with the same rule
 
 - ``String``: the text as is (an object or list value is its JSON text);
 - integers and floats: the text cast leniently (SQL ``TRY_CAST``, polars ``cast(strict=False)``): a value that
-  is not a number of that kind is null, on both sides, so a filter pushed as SQL keeps exactly the rows the
-  local filter keeps;
+  is not a number of that kind is null, on both sides, so a filter pushed as SQL (``Int64`` and ``Float64``
+  fields; narrower ones are filtered locally) keeps exactly the rows the local filter keeps;
 - ``Boolean``: ``true``/``false``, anything else null;
 - a nested struct or a list: the text decoded as JSON with that dtype (a value that does not fit is a
   :class:`ConfigurationError`, as in :func:`read_logfire`);
@@ -39,11 +39,11 @@ if TYPE_CHECKING:
 
 __all__ = ["StructFields", "field_sql"]
 
-_SQL_CASTS = {
-    **dict.fromkeys([pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32], "BIGINT"),
-    **dict.fromkeys([pl.Float32, pl.Float64], "DOUBLE"),
-}
-"""Field dtypes a filter can be pushed for, and the SQL type their text is cast to (``None``: compared as text)."""
+_SQL_CASTS = {pl.Int64: "BIGINT", pl.Float64: "DOUBLE"}
+"""Numeric field dtypes a filter is pushed for, and the SQL type of the same width their text is cast to.
+
+Narrower dtypes are filtered locally only: ``300`` in a ``UInt8`` field is null here but 300 in SQL, so a pushed
+``is_null`` would drop a row the local filter keeps (and ``Float32`` rounds where SQL's double does not)."""
 
 
 def _text_sql(column: str, key: str) -> str:

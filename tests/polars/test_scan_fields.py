@@ -12,6 +12,7 @@ import polars as pl
 from logfire_io import ConfigurationError
 from logfire_io._fields import StructFields
 from logfire_io._json_schema import struct_from_schemas
+from logfire_io._predicate import translate
 from logfire_io.polars import read_logfire, scan_logfire
 from logfire_io.server import LocalLogfire
 from tests.helpers import SentQueries
@@ -215,3 +216,12 @@ def test_a_field_whose_json_does_not_fit_its_nested_dtype_is_a_clear_error(serve
     dtype = pl.Struct({"http.route": pl.Struct({"a": pl.String})})  # the route is a string, not an object
     with pytest.raises(ConfigurationError, match=r"(?s)http\.route.*Hint: declare that field pl\.String"):
         _scan(server, dtype).filter(_field("http.route").is_not_null()).collect()
+
+
+@pytest.mark.parametrize("dtype", [pl.UInt8, pl.Int32, pl.Float32, pl.Boolean])
+def test_filters_on_fields_narrower_than_sql_types_stay_local(dtype: pl.DataType) -> None:
+    """Regression: a UInt8 field holding 300 is null locally but 300 in SQL, so `is_null` must not be pushed."""
+    structs = {"attributes": pl.Struct({"n": dtype, "s": pl.String})}
+    pushed = translate(_field("n").is_null() & (_field("s") == "x"), structs=structs)
+    assert pushed.where == "((\"attributes\" ->> 's') = 'x')"
+    assert not pushed.complete
