@@ -171,9 +171,9 @@ def _function(function: Any, inputs: list[dict[str, Any]], structs: Structs) -> 
 def _field(node: dict[str, Any], key: Any, structs: Structs) -> str:
     """SQL for ``pl.col(c).struct.field(key)`` of a JSON column ``c`` declared as a struct, typed as fetched."""
     column = node.get("Column")
-    dtype = structs.get(column) if isinstance(column, str) else None
-    field = next((f for f in dtype.fields if f.name == key), None) if dtype is not None else None
-    sql = field_sql(column, key, field.dtype) if field is not None and isinstance(column, str) else None
+    struct = structs.get(column) if isinstance(column, str) else None
+    field = next((f for f in struct.fields if f.name == key), None) if struct is not None else None
+    sql = field_sql(column, key, field.dtype) if field is not None else None  # type: ignore[arg-type]
     if sql is None:
         raise _Untranslatable
     return sql
