@@ -173,7 +173,7 @@ def _field(node: dict[str, Any], key: Any, structs: Structs) -> str:
     column = node.get("Column")
     struct = structs.get(column) if isinstance(column, str) else None
     field = next((f for f in struct.fields if f.name == key), None) if struct is not None else None
-    sql = field_sql(column, key, field.dtype) if field is not None else None  # type: ignore[arg-type]
+    sql = field_sql(column, key, field.dtype) if field is not None else None
     if sql is None:
         raise _Untranslatable
     return sql
