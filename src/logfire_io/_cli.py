@@ -158,6 +158,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--fault-seed", type=int, help="seed for a reproducible fault schedule")
     serve.add_argument(
+        "--rate-limit",
+        type=float,
+        metavar="N",
+        help="query requests per second per read token; faster ones get 429 with Retry-After (default: no limit)",
+    )
+    serve.add_argument(
         "--bounds",
         default="[)",
         choices=["[)", "[]", "(]", "()"],
@@ -265,6 +271,7 @@ def _serve(args: argparse.Namespace) -> int:
         latency_ms=args.latency_ms,
         faults=args.faults,
         fault_seed=args.fault_seed,
+        rate_limit=args.rate_limit,
         bounds=args.bounds,
         deadline=args.deadline,
         workers=args.workers,
