@@ -20,8 +20,15 @@ import pyarrow as pa
 
 from logfire_io._body import BodyLimits, BodyReader, BodyRefused, DeadlineExceeded
 from logfire_io._docs import awaited, documented
-from logfire_io._exceptions import ConfigurationError, IncompleteResponseError, LogfireIOError, TransportError
+from logfire_io._exceptions import (
+    ConfigurationError,
+    IncompleteResponseError,
+    LogfireIOError,
+    RateLimitError,
+    TransportError,
+)
 from logfire_io._ipc import ArrowStreamDecoder, IncompleteStream, InvalidStream
+from logfire_io._limiter import current_limiter
 from logfire_io._protocol import (
     ARROW_MEDIA_TYPE,
     DEFAULT_MAX_COMPRESSION_RATIO,
@@ -184,12 +191,18 @@ class _BaseQueryClient:
         Returns the open 200 response and when it was sent, or with ``read`` the pair (response, body as bytes or
         an Arrow table).
         """
+        limiter = current_limiter()
         while True:
+            pause = limiter.wait() if limiter is not None else 0.0
+            if pause > 0:
+                yield pause
             started = time.monotonic()
             result = yield self._request(query, fmt, rows=rows)
             if isinstance(result, BaseException):
                 error = self._transport_error(result)
             elif result.status_code == 200:
+                if limiter is not None:
+                    limiter.accepted()
                 media = result.headers.get("content-type", ARROW_MEDIA_TYPE).split(";")[0].strip()
                 wrong_media = fmt == "arrow" and media not in {ARROW_MEDIA_TYPE, "application/octet-stream"}
                 if read is None and not wrong_media:
@@ -210,6 +223,8 @@ class _BaseQueryClient:
                     continue
                 else:
                     error = error_from_response(result, body, self.read_token)
+                    if limiter is not None and isinstance(error, RateLimitError) and error.retry_after is not None:
+                        limiter.rate_limited(error.retry_after, started)
             delay = self.retry.delay(error, attempt)
             if delay is None:
                 raise error

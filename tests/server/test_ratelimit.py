@@ -25,7 +25,7 @@ def test_burst_passes_then_429_until_refilled() -> None:
 def test_no_limit_allows_everything() -> None:
     limiter = RateLimiter(None)
     assert all(limiter.take("a") == 0 for _ in range(1000))
-    assert not limiter.log
+    assert len(limiter.log) == 1000  # every request is logged, for tests that time them
 
 
 @pytest.mark.parametrize("rate", [-1.0, float("nan")])

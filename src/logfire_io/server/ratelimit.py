@@ -2,8 +2,8 @@
 
 A client that adapts to a rate limit can only be tested against one: this is a token bucket per read token,
 refilled at ``rate`` requests per second and holding at most one second of requests, so a burst of ``rate``
-requests passes and anything faster than ``rate`` per second is refused. Every decision is logged with its
-``time.monotonic()`` stamp, so tests can check when requests arrived relative to a 429.
+requests passes and anything faster than ``rate`` per second is refused. Every query request is logged with
+its ``time.monotonic()`` arrival, limited or not, so tests can check when requests arrived relative to a 429.
 """
 
 from __future__ import annotations
@@ -42,11 +42,12 @@ class RateLimiter:
 
     def take(self, token: str) -> int:
         """Seconds the request must wait (its ``Retry-After``), or 0 when it may run now."""
-        if self.rate is None:
-            return 0
-        capacity = max(1.0, self.rate)
         with self._lock:
             now = time.monotonic()
+            if self.rate is None:
+                self.log.append(RateDecision(now, 0))
+                return 0
+            capacity = max(1.0, self.rate)
             left, then = self._buckets.get(token, (capacity, now))
             left = min(capacity, left + (now - then) * self.rate)
             retry_after = 0 if left >= 1 else max(1, math.ceil((1 - left) / self.rate))
