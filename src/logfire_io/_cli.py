@@ -154,7 +154,8 @@ def _parser() -> argparse.ArgumentParser:
         "--latency-ms", type=float, default=0.0, help="delay added to every query answer, as a network would"
     )
     serve.add_argument(
-        "--faults", help="random faults, e.g. '429:0.1,reset:0.05' (kinds: 429 500 502 503 401 reset truncate slow)"
+        "--faults",
+        help="random faults, e.g. '429:0.1,reset:0.05' (kinds: 429 500 502 503 401 reset truncate slow drip)",
     )
     serve.add_argument("--fault-seed", type=int, help="seed for a reproducible fault schedule")
     serve.add_argument(

@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from logfire_io.schema import METRICS_SCHEMA, RECORDS_SCHEMA, sql_type_name
 from logfire_io.server.engine import Bounds, QuerySpec
-from logfire_io.server.faults import STATUS_FAULTS, FaultPlan, InjectedReset, ResponseCut
+from logfire_io.server.faults import STATUS_FAULTS, FaultPlan, InjectedReset, ResponseCut, drip_head
 from logfire_io.server.project_page import project_route
 from logfire_io.server.ratelimit import RateLimiter
 from logfire_io.server.receivers import ingest_routes, token_of
@@ -387,6 +387,8 @@ class QueryResponse:
             async with asyncio.timeout_at(self._deadline):
                 if self._fault is None:
                     await self._relay(answer, send)
+                elif self._fault == "drip":
+                    await drip_head(scope, self._media_type)
                 else:
                     await self._send_faulted(b"".join([p async for p in answer.chunks()]), send)
         except TimeoutError:
