@@ -1,7 +1,7 @@
 """Network benchmarks of issue 16: the receive path, and a read under a rate limit, each beside its baseline.
 
     python benchmarks/network.py receive [--repeat 15]      # MB/s, socket to Arrow, vs httpx and a raw socket
-    python benchmarks/network.py ratelimit [--rate 20]      # rows/s and 429s of a rate-limited read
+    python benchmarks/network.py ratelimit [--rate 20] [--latency-ms 100]   # rows/s and 429s under a rate limit
 
 ``receive`` serves one ~10 MB Arrow body (10,000 records) from a minimal HTTP server in another process, so the
 server costs nothing but ``sendall`` and the figures are the client's own. Rounds are interleaved (each round
@@ -169,13 +169,13 @@ def _official_loop(srv: Any, low: datetime, high: datetime, windows: int) -> int
     return rows
 
 
-def bench_ratelimit(records: int, rate: float, slices: int) -> str:
+def bench_ratelimit(records: int, rate: float, slices: int, latency_ms: float) -> str:
     from logfire_io import read_logfire_arrow
     from logfire_io.server import LocalLogfire
 
     low, high = END - SPAN, END
     results = []
-    with LocalLogfire(demo_rows=records, demo_end=END, workers=2, rate_limit=rate) as srv:
+    with LocalLogfire(demo_rows=records, demo_end=END, workers=2, rate_limit=rate, latency_ms=latency_ms) as srv:
         for name in ("official loop", "logfire-io read_logfire_arrow"):
             time.sleep(1.5)  # a full bucket for each
             first = len(srv.rate_log)
@@ -211,7 +211,8 @@ def bench_ratelimit(records: int, rate: float, slices: int) -> str:
             )
             print(f"  {results[-1]}", file=sys.stderr, flush=True)
     return _table(
-        f"Rate-limited read: {records:,} records in {slices} slices, `LocalLogfire(rate_limit={rate:g})`",
+        f"Rate-limited read: {records:,} records in {slices} slices, "
+        f"`LocalLogfire(rate_limit={rate:g}, latency_ms={latency_ms:g})`, ours at `max_concurrency=8`",
         ["client", "rows", "seconds", "rows/s", "requests", "429s", "accepted req/s / allowed"],
         results,
     )
@@ -224,6 +225,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="requests/s the server allows (ratelimit)")
     parser.add_argument("--records", type=int, default=400_000, help="records served (ratelimit)")
     parser.add_argument("--slices", type=int, default=200, help="slices (and official loop windows) (ratelimit)")
+    parser.add_argument("--latency-ms", type=float, default=100.0, help="latency added to every answer (ratelimit)")
     args = parser.parse_args()
     command = " ".join(["python", "benchmarks/network.py", *sys.argv[1:]])
     out = [
@@ -235,7 +237,7 @@ def main() -> None:
     if args.which == "receive":
         out.append(bench_receive(args.repeat))
     else:
-        out.append(bench_ratelimit(args.records, args.rate, args.slices))
+        out.append(bench_ratelimit(args.records, args.rate, args.slices, args.latency_ms))
     print("\n".join(out))
 
 
