@@ -136,3 +136,18 @@ def test_13_more_rows_than_asked_for_is_an_invalid_stream() -> None:
     with pytest.raises(InvalidStream, match="more rows than the 5 asked for"):
         ArrowStreamDecoder(max_rows=5).feed(body)
     assert sum(b.num_rows for b in ArrowStreamDecoder(max_rows=10).feed(body)) == 10
+
+
+def test_16_batches_are_read_in_place_not_copied() -> None:
+    """A message that arrived in one chunk is decoded where it lies: the batch's buffers point into the chunk.
+
+    The decoder used to slice each message (and the rest) off the received bytes: two copies of every byte.
+    """
+    chunk = _stream(synth_records(2_000, seed=3).select(["span_name", "attributes"]), 500)
+    decoder = ArrowStreamDecoder()
+    batches = decoder.feed(chunk)
+    decoder.finish()
+    start = pa.py_buffer(chunk).address
+    data = [b.column(0).buffers()[2] for b in batches]
+    assert len(batches) == 4
+    assert all(start <= buffer.address < start + len(chunk) for buffer in data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import logfire_io
-from logfire_io import LogfireIOError, LogfireQueryClient, Retry
+from logfire_io import AsyncLogfireQueryClient, LogfireIOError, LogfireQueryClient, Retry, TransportError
 from logfire_io.server import LocalLogfire
 from logfire_io.server.faults import FAULT_KINDS, parse_faults
 from tests.test_sliced_reads import BASE, END, RECORDS, _expected
@@ -28,7 +29,7 @@ def faulty() -> Iterator[LocalLogfire]:
 
 
 schedules = st.dictionaries(
-    st.sampled_from(sorted(FAULT_KINDS - {"slow"})), st.floats(0.0, 0.12), min_size=1, max_size=4
+    st.sampled_from(sorted(FAULT_KINDS - {"slow", "drip"})), st.floats(0.0, 0.12), min_size=1, max_size=4
 ).map(lambda d: {k: round(v, 3) for k, v in d.items()})
 
 
@@ -92,3 +93,30 @@ def test_every_fault_kind_is_survived_or_explained(faulty: LocalLogfire) -> None
             assert table.num_rows == 5_000, kind
         except LogfireIOError as exc:
             assert kind in {"500", "401"}, f"{kind}: {exc}"  # not retryable by design: raised at once
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_13_header_drip_is_cut_by_the_deadline(faulty: LocalLogfire, asynchronous: bool) -> None:
+    """Status line and headers a byte every 50 ms (6 s in all): ``timeout=2`` ends the request at 2 s, unretried.
+
+    Each byte came within the 2 s read timeout, so the request used to run until the headers were complete (and
+    was then retried): 27.8 s in issue 13.
+    """
+    faulty.faults.push("drip")
+    kwargs = {"base_url": faulty.base_url, "timeout": 2}
+    sql = "SELECT span_id FROM records_all"
+    started = time.monotonic()
+    with pytest.raises(TransportError, match=r"no answer \(status and headers\) within the 2 s allowed") as info:
+        if asynchronous:
+            asyncio.run(_async_query(faulty.read_token, sql, **kwargs))
+        else:
+            with LogfireQueryClient(faulty.read_token, **kwargs) as client:
+                client.query_arrow(sql, BASE, END, 10)
+    assert time.monotonic() - started < 3.5
+    assert "Hint: narrow the query, or pass a larger `timeout=`" in str(info.value)
+    assert faulty.faults.injected[-1] == "drip"
+
+
+async def _async_query(token: str, sql: str, **kwargs: object) -> None:
+    async with AsyncLogfireQueryClient(token, **kwargs) as client:
+        await client.query_arrow(sql, BASE, END, 10)

@@ -154,9 +154,16 @@ def _parser() -> argparse.ArgumentParser:
         "--latency-ms", type=float, default=0.0, help="delay added to every query answer, as a network would"
     )
     serve.add_argument(
-        "--faults", help="random faults, e.g. '429:0.1,reset:0.05' (kinds: 429 500 502 503 401 reset truncate slow)"
+        "--faults",
+        help="random faults, e.g. '429:0.1,reset:0.05' (kinds: 429 500 502 503 401 reset truncate slow drip)",
     )
     serve.add_argument("--fault-seed", type=int, help="seed for a reproducible fault schedule")
+    serve.add_argument(
+        "--rate-limit",
+        type=float,
+        metavar="N",
+        help="query requests per second per read token; faster ones get 429 with Retry-After (default: no limit)",
+    )
     serve.add_argument(
         "--bounds",
         default="[)",
@@ -265,6 +272,7 @@ def _serve(args: argparse.Namespace) -> int:
         latency_ms=args.latency_ms,
         faults=args.faults,
         fault_seed=args.fault_seed,
+        rate_limit=args.rate_limit,
         bounds=args.bounds,
         deadline=args.deadline,
         workers=args.workers,

@@ -19,9 +19,17 @@ import orjson
 import pyarrow as pa
 
 from logfire_io._body import BodyLimits, BodyReader, BodyRefused, DeadlineExceeded
+from logfire_io._deadline import bound_sockets, deadline, past
 from logfire_io._docs import awaited, documented
-from logfire_io._exceptions import ConfigurationError, IncompleteResponseError, LogfireIOError, TransportError
+from logfire_io._exceptions import (
+    ConfigurationError,
+    IncompleteResponseError,
+    LogfireIOError,
+    RateLimitError,
+    TransportError,
+)
 from logfire_io._ipc import ArrowStreamDecoder, IncompleteStream, InvalidStream
+from logfire_io._limiter import current_limiter
 from logfire_io._protocol import (
     ARROW_MEDIA_TYPE,
     DEFAULT_MAX_COMPRESSION_RATIO,
@@ -121,6 +129,7 @@ class _BaseQueryClient:
         self._limits = BodyLimits(max_response_bytes, float(max_compression_ratio), deadline)
         self._version: Literal["v1", "v2"] = "v1" if api_version == "v1" else "v2"
         self._client = self._client_class(**self._client_kwargs(httpx_client_kwargs))
+        bound_sockets(self._client)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_version={self.api_version!r})"
@@ -165,13 +174,16 @@ class _BaseQueryClient:
             return IncompleteResponseError(f"{text}\n\nHint: the connection was cut; it was retried and kept failing.")
         return TransportError(f"cannot reach the Logfire Query API at {self.base_url}: {type(exc).__name__}: {text}")
 
+    def _deadline_error(self, request: httpx.Request, exc: BaseException) -> TransportError:
+        return TransportError(
+            f"{exc} ({request.method} {request.url.copy_with(query=None)})\n\nHint: narrow "
+            "the query, or pass a larger `timeout=` (a number is the total seconds one request may take)."
+        )
+
     def _body_error(self, response: httpx.Response, exc: BaseException) -> LogfireIOError:
         """The error for a body that could not be read: refused ones are final, broken ones may be retried."""
         if isinstance(exc, DeadlineExceeded):
-            return TransportError(
-                f"{exc} ({response.request.method} {response.request.url.copy_with(query=None)})\n\nHint: narrow "
-                "the query, or pass a larger `timeout=` (a number is the total seconds one request may take)."
-            )
+            return self._deadline_error(response.request, exc)
         if isinstance(exc, _REFUSED):
             return invalid_body(response, str(exc), self.read_token)
         return self._transport_error(exc)
@@ -184,12 +196,22 @@ class _BaseQueryClient:
         Returns the open 200 response and when it was sent, or with ``read`` the pair (response, body as bytes or
         an Arrow table).
         """
+        limiter = current_limiter()
         while True:
+            pause = limiter.wait() if limiter is not None else 0.0
+            if pause > 0:
+                yield pause
             started = time.monotonic()
-            result = yield self._request(query, fmt, rows=rows)
+            request = self._request(query, fmt, rows=rows)
+            result = yield request
+            if isinstance(result, BaseException) and past(started + self._limits.deadline):
+                msg = f"no answer (status and headers) within the {self._limits.deadline:g} s allowed for one request"
+                raise self._deadline_error(request, DeadlineExceeded(msg))
             if isinstance(result, BaseException):
                 error = self._transport_error(result)
             elif result.status_code == 200:
+                if limiter is not None:
+                    limiter.accepted()
                 media = result.headers.get("content-type", ARROW_MEDIA_TYPE).split(";")[0].strip()
                 wrong_media = fmt == "arrow" and media not in {ARROW_MEDIA_TYPE, "application/octet-stream"}
                 if read is None and not wrong_media:
@@ -210,6 +232,8 @@ class _BaseQueryClient:
                     continue
                 else:
                     error = error_from_response(result, body, self.read_token)
+                    if limiter is not None and isinstance(error, RateLimitError) and error.retry_after is not None:
+                        limiter.rate_limited(error.retry_after, started)
             delay = self.retry.delay(error, attempt)
             if delay is None:
                 raise error
@@ -326,7 +350,8 @@ class LogfireQueryClient(_BaseQueryClient):
             result: Any = None
             if isinstance(step, httpx.Request):
                 try:
-                    result = self._client.send(step, stream=True)
+                    with deadline(time.monotonic() + self._limits.deadline):
+                        result = self._client.send(step, stream=True)
                 except httpx.TransportError as exc:
                     result = exc
             elif isinstance(step, _Read):
@@ -636,7 +661,8 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
             result: Any = None
             if isinstance(step, httpx.Request):
                 try:
-                    result = await self._client.send(step, stream=True)
+                    with deadline(time.monotonic() + self._limits.deadline):
+                        result = await self._client.send(step, stream=True)
                 except httpx.TransportError as exc:
                     result = exc
             elif isinstance(step, _Read):

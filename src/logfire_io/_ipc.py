@@ -3,7 +3,8 @@
 pyarrow can only pull from a file-like object; an async HTTP body can only be pushed. This decoder reads the
 IPC framing itself (continuation marker, metadata length, and the message's ``bodyLength`` from its flatbuffer
 header) to know when a message is complete, then lets pyarrow decode it. Batch buffers point into the joined
-message bytes: no copy beyond gathering each message's chunks. Sync and async clients share it.
+chunks (a view, not a slice): no copy beyond gathering a message's chunks into one buffer. Sync and async
+clients share it.
 
 Nothing from the network is trusted: pyarrow's IPC reader checks the framing but not the data, so a batch whose
 string offsets point past its buffers would be handed out and crash the interpreter when read. Every batch is
@@ -68,7 +69,7 @@ class ArrowStreamDecoder:
         self.max_rows = max_rows
         """More rows than this (the request's limit) make the stream invalid: a service never sends them."""
         self.rows = 0
-        self._chunks: list[bytes] = []
+        self._chunks: list[bytes | memoryview] = []
         self._buffered = 0
         self._needed: int | None = None
         self.schema: pa.Schema | None = None
@@ -78,17 +79,22 @@ class ArrowStreamDecoder:
         self.bytes_received = 0
         self.batches_decoded = 0
 
-    def _take(self, size: int) -> bytes:
-        data = b"".join(self._chunks) if len(self._chunks) != 1 else self._chunks[0]
+    def _joined(self) -> memoryview:
+        """The buffered bytes as one view: joined (one copy) only when they came in several chunks."""
+        if len(self._chunks) != 1:
+            self._chunks = [memoryview(b"".join(self._chunks))]
+        return memoryview(self._chunks[0])
+
+    def _take(self, size: int) -> memoryview:
+        """The next ``size`` bytes, without copying them: views of the joined chunks, which pyarrow reads in place."""
+        data = self._joined()
         head, rest = data[:size], data[size:]
-        self._chunks = [rest] if rest else []
-        self._buffered = len(rest)
+        self._chunks = [rest] if rest.nbytes else []
+        self._buffered = rest.nbytes
         return head
 
-    def _peek(self, size: int) -> bytes:
-        if len(self._chunks) > 1:
-            self._chunks = [b"".join(self._chunks)]
-        return self._chunks[0][:size]
+    def _peek(self, size: int) -> memoryview:
+        return self._joined()[:size]
 
     def _message_size(self) -> int | None:
         """Bytes of the next complete message (0 for end of stream), or None if more input is needed."""
@@ -135,7 +141,7 @@ class ArrowStreamDecoder:
         while not self.done and (size := self._message_size()) is not None and self._buffered >= size:
             self._needed = None
             raw = self._take(size)
-            if size <= 8 and raw.rstrip(b"\x00") in (b"", _CONTINUATION):
+            if size <= 8 and bytes(raw).rstrip(b"\x00") in (b"", _CONTINUATION):
                 self.done = True
                 break
             batch = self._decode(raw)
@@ -151,7 +157,7 @@ class ArrowStreamDecoder:
             raise InvalidStream(msg)
         return batches
 
-    def _decode(self, raw: bytes) -> pa.RecordBatch | None:
+    def _decode(self, raw: memoryview) -> pa.RecordBatch | None:
         """One complete message: the schema (kept, None returned) or a fully validated record batch."""
         try:
             message = pa.ipc.read_message(pa.py_buffer(raw))

@@ -27,6 +27,7 @@ from typing import IO
 import pyarrow as pa
 
 from logfire_io._exceptions import ConfigurationError, LogfireIOError
+from logfire_io._limiter import RequestLimiter
 from logfire_io._protocol import MAX_LIMIT, checked_window
 
 __all__ = ["ReadStats", "Slice", "SliceError", "TooDenseError", "checked_slices", "pack_histogram", "plan_slices"]
@@ -231,7 +232,7 @@ class Progress:
         self.enabled = self._stream.isatty() if enabled is None else enabled
         self._last = 0.0
 
-    def update(self, stats: ReadStats, *, final: bool = False) -> None:
+    def update(self, stats: ReadStats, limiter: RequestLimiter | None = None, *, final: bool = False) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
@@ -240,6 +241,7 @@ class Progress:
         self._last = now
         total = f"/{stats.slices_planned}" if stats.slices_planned else ""
         line = f"\rlogfire-io: {stats.rows:,} rows, {stats.slices_done}{total} slices, {stats.requests} requests"
+        line += limiter.describe() if limiter is not None else ""
         self._stream.write(line + ("\n" if final else ""))
         self._stream.flush()
 
@@ -259,11 +261,19 @@ def fetch_slices(
     """Fetch ``plan`` with at most ``max_concurrency`` requests in flight; yield results in time order.
 
     Requests are issued lazily, a bounded window ahead of the consumer. A slice that comes back full is
-    replaced by its two halves. On any exit before the end (an error, Ctrl-C, the consumer stopping),
-    queued slices are cancelled, ``abort`` is called to cut in-flight requests, and no thread is left behind.
+    replaced by its two halves. The slices share one :class:`~logfire_io._limiter.RequestLimiter`: a 429 pauses
+    them all, and they pace themselves under the service's rate limit. On any exit before the end (an error,
+    Ctrl-C, the consumer stopping), queued slices are cancelled, ``abort`` is called to cut in-flight requests,
+    and no thread is left behind.
     """
     entries: deque[list] = deque([s, None] for s in plan)
     stats.slices_planned += len(plan)
+    limiter = RequestLimiter()
+
+    def limited(piece: Slice) -> pa.Table:
+        with limiter.applied():
+            return fetch(piece)
+
     pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="logfire-io-slice")
     finished = False
 
@@ -276,7 +286,7 @@ def fetch_slices(
             if in_flight >= max_concurrency:
                 break
             if entry[1] is None:
-                entry[1] = pool.submit(fetch, entry[0])
+                entry[1] = pool.submit(limited, entry[0])
                 in_flight += 1
 
     try:
@@ -310,7 +320,7 @@ def fetch_slices(
                 continue
             stats.rows += table.num_rows
             stats.slices_done += 1
-            progress.update(stats)
+            progress.update(stats, limiter)
             yield head[0], table
         finished = True
     finally:
@@ -320,4 +330,4 @@ def fetch_slices(
                     future.cancel()
             abort()
         pool.shutdown(wait=True, cancel_futures=True)
-        progress.update(stats, final=True)
+        progress.update(stats, limiter, final=True)

@@ -37,6 +37,27 @@ def _one_line_error(process: subprocess.Popen[str]) -> tuple[int, str]:
     return process.returncode, lines[0]
 
 
+def _announced(process: subprocess.Popen[str]) -> tuple[list[str], str, str]:
+    """The lines ``serve`` printed up to "Ctrl-C", its base URL and its read token."""
+    assert process.stdout is not None
+    lines: list[str] = []
+    while not any("Ctrl-C" in line for line in lines):
+        line = process.stdout.readline()
+        assert line, process.stderr.read() if process.stderr else ""
+        lines.append(line)
+    base_url = next(line.split()[-1] for line in lines if "base URL" in line)
+    token = next(line.split()[-1] for line in lines if "read token" in line)
+    return lines, base_url, token
+
+
+def _count(base_url: str, token: str) -> httpx.Response:
+    return httpx.post(
+        f"{base_url}/v2/query",
+        json={"sql": "SELECT count(*) AS n FROM records_all", "min_timestamp": "2000-01-01T00:00:00Z"},
+        headers={"authorization": token},
+    )
+
+
 @pytest.fixture
 def busy_port() -> Iterator[int]:
     with socket.socket() as sock:
@@ -77,21 +98,9 @@ def test_12_stop_signal_removes_temporary_tables(
 ) -> None:
     """Also: ``--workers N`` sets the pool's size, by default the CPU count and at least 2."""
     process = _serve("--port", "0", *workers, tmp=tmp_path)
-    assert process.stdout is not None
-    lines = []
-    while not any("Ctrl-C" in line for line in lines):
-        line = process.stdout.readline()
-        assert line, process.stderr.read() if process.stderr else ""
-        lines.append(line)
-    base_url = next(line.split()[-1] for line in lines if "base URL" in line)
-    token = next(line.split()[-1] for line in lines if "read token" in line)
+    lines, base_url, token = _announced(process)
     assert f"  {expected} query workers" in "".join(lines)
-    answer = httpx.post(
-        f"{base_url}/v2/query",
-        json={"sql": "SELECT count(*) AS n FROM records_all", "min_timestamp": "2000-01-01T00:00:00Z"},
-        headers={"authorization": token},
-    )
-    assert answer.json()["data"] == [{"n": 500}]
+    assert _count(base_url, token).json()["data"] == [{"n": 500}]
     assert next(p.name for p in tmp_path.iterdir()).startswith("logfire-io-")  # the tables, while serving
     process.send_signal(stop)
     out, err = process.communicate(timeout=60)
@@ -112,3 +121,17 @@ def test_12_every_serve_flag_has_help(capsys: pytest.CaptureFixture[str]) -> Non
     text = " ".join(capsys.readouterr().out.split())
     assert "{,,,}" not in text  # argparse's usage line mangled the bracket choices
     assert "'[)' '[]' '(]' '()'" in text
+
+
+def test_16_rate_limit_flag_answers_429_with_retry_after(tmp_path: Path) -> None:
+    process = _serve("--port", "0", "--rate-limit", "2", tmp=tmp_path)
+    try:
+        _, base_url, token = _announced(process)
+        answers = [_count(base_url, token) for _ in range(4)]  # a burst of one second's worth (2) passes
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+    assert [a.status_code for a in answers[:2]] == [200, 200]
+    limited = [a for a in answers[2:] if a.status_code == 429]
+    assert limited
+    assert all(int(a.headers["retry-after"]) >= 1 for a in limited)

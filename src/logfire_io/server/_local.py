@@ -16,7 +16,8 @@ import uvicorn
 
 from logfire_io.schema import METRICS_SCHEMA, RECORDS_SCHEMA
 from logfire_io.server.app import GzipPolicy, QueryLogEntry, ServerState, create_app
-from logfire_io.server.faults import FaultPlan, parse_faults, quiet_injected_resets
+from logfire_io.server.faults import FaultPlan, TransportInScope, parse_faults, quiet_injected_resets
+from logfire_io.server.ratelimit import RateDecision, RateLimiter
 from logfire_io.server.store import Store
 from logfire_io.server.synth import DEFAULT_SPAN, synth_metrics, synth_records
 from logfire_io.server.tables import TableSource, conform, load
@@ -105,7 +106,8 @@ class LocalLogfire:
         Random faults, e.g. ``"429:0.1,reset:0.05"`` (see :mod:`logfire_io.server.faults`); queue exact ones
         with ``srv.faults.push(kind, times)``.
     rate_limit
-        Query requests per second before answering 429 with ``Retry-After``.
+        Query requests per second allowed per read token (bursts of one second's worth pass); faster requests
+        get a 429 with ``Retry-After``, as from Logfire. Each decision is in :attr:`rate_log`.
     api_versions
         Which query endpoints exist (``{"v1", "v2"}``); drop one to imitate an older or newer service.
     gzip
@@ -205,7 +207,7 @@ class LocalLogfire:
             bounds=bounds,
             deadline=deadline,
             latency_ms=latency_ms,
-            rate_limit=rate_limit,
+            rate=RateLimiter(rate_limit),
             max_body_bytes=max_body_bytes,
             max_result_bytes=max_result_bytes,
             gzip=gzip,
@@ -247,6 +249,11 @@ class LocalLogfire:
         return list(self._state.query_log)
 
     @property
+    def rate_log(self) -> list[RateDecision]:
+        """When each query request met the rate limit and whether it got a 429 (``time.monotonic()`` stamps)."""
+        return list(self._state.rate.log)
+
+    @property
     def worker_pids(self) -> WorkerPids:
         """Process ids of the query workers, ``.idle``, ``.busy`` and ``.starting`` (for tests that kill them)."""
         return self._pool.pids
@@ -259,7 +266,9 @@ class LocalLogfire:
     def _config(self) -> uvicorn.Config:
         quiet_injected_resets()
         app = create_app(self._state)
-        return uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1)
+        return uvicorn.Config(
+            app, log_level="warning", access_log=False, timeout_graceful_shutdown=1, http=TransportInScope
+        )
 
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET

@@ -13,8 +13,6 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,8 +27,9 @@ from starlette.routing import Route
 
 from logfire_io.schema import METRICS_SCHEMA, RECORDS_SCHEMA, sql_type_name
 from logfire_io.server.engine import Bounds, QuerySpec
-from logfire_io.server.faults import STATUS_FAULTS, FaultPlan, InjectedReset, ResponseCut
+from logfire_io.server.faults import STATUS_FAULTS, FaultPlan, InjectedReset, ResponseCut, drip_head
 from logfire_io.server.project_page import project_route
+from logfire_io.server.ratelimit import RateLimiter
 from logfire_io.server.receivers import ingest_routes, token_of
 from logfire_io.server.workers import (
     Answer,
@@ -94,7 +93,7 @@ class ServerState:
     bounds: Bounds = "[)"
     deadline: float = 30.0
     latency_ms: float = 0.0
-    rate_limit: float | None = None
+    rate: RateLimiter = field(default_factory=RateLimiter)
     max_body_bytes: int = 1 << 20
     max_result_bytes: int = 256 << 20
     gzip: GzipPolicy = "auto"
@@ -107,19 +106,6 @@ class ServerState:
     write_token: str | None = None
     store: Store | None = None
     max_ingest_bytes: int = 64 << 20
-    _rate_lock: threading.Lock = field(default_factory=threading.Lock)
-    _next_free: float = 0.0
-
-    def take_rate_slot(self) -> float:
-        """Seconds to wait before the next request is allowed (0 when it is allowed now)."""
-        if not self.rate_limit:
-            return 0.0
-        with self._rate_lock:
-            now = time.monotonic()
-            if self._next_free > now + 1.0:
-                return self._next_free - now
-            self._next_free = max(self._next_free, now) + 1.0 / self.rate_limit
-            return 0.0
 
 
 def _state(request: Request) -> ServerState:
@@ -401,6 +387,8 @@ class QueryResponse:
             async with asyncio.timeout_at(self._deadline):
                 if self._fault is None:
                     await self._relay(answer, send)
+                elif self._fault == "drip":
+                    await drip_head(scope, self._media_type)
                 else:
                     await self._send_faulted(b"".join([p async for p in answer.chunks()]), send)
         except TimeoutError:
@@ -445,9 +433,9 @@ async def _prelude(state: ServerState) -> str | None:
     """Latency, rate limit and status faults shared by both query endpoints; returns a body fault."""
     if state.latency_ms:
         await asyncio.sleep(state.latency_ms / 1000)
-    wait = state.take_rate_slot()
-    if wait:
-        raise ApiError(429, "rate limit exceeded", {"Retry-After": str(max(1, round(wait)))})
+    retry_after = state.rate.take(state.read_token)
+    if retry_after:
+        raise ApiError(429, "rate limit exceeded", {"Retry-After": str(retry_after)})
     fault = state.faults.draw()
     if fault in STATUS_FAULTS:
         if fault == "429":

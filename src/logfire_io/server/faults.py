@@ -6,19 +6,39 @@ a healthy server. Kinds:
 - ``"429"`` (with ``Retry-After``), ``"500"``, ``"502"``, ``"503"``, ``"401"``: the status instead of an answer;
 - ``"reset"``: the connection is dropped halfway through the body;
 - ``"truncate"``: the body ends cleanly but early (an Arrow stream loses its end-of-stream marker);
-- ``"slow"``: the body trickles out in small, delayed pieces.
+- ``"slow"``: the body trickles out in small, delayed pieces;
+- ``"drip"``: the status line and headers trickle out a byte every 50 ms (about 6 s), then the connection closes.
+
+A drip cannot be sent through ASGI, which hands the headers to the server in one piece: the local server runs
+:class:`TransportInScope`, which gives the app the connection's transport, and :func:`drip_head` writes to it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import threading
 from collections import deque
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["FAULT_KINDS", "FaultPlan", "InjectedReset", "ResponseCut", "parse_faults", "quiet_injected_resets"]
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
-FAULT_KINDS = frozenset({"429", "500", "502", "503", "401", "reset", "truncate", "slow"})
+if TYPE_CHECKING:
+    from starlette.types import Receive, Scope, Send
+
+__all__ = [
+    "FAULT_KINDS",
+    "FaultPlan",
+    "InjectedReset",
+    "ResponseCut",
+    "TransportInScope",
+    "drip_head",
+    "parse_faults",
+    "quiet_injected_resets",
+]
+
+FAULT_KINDS = frozenset({"429", "500", "502", "503", "401", "reset", "truncate", "slow", "drip"})
 STATUS_FAULTS = frozenset({"429", "500", "502", "503", "401"})
 _NONE = "none"  # a queued place-holder: answer this request normally
 
@@ -29,6 +49,39 @@ class ResponseCut(ConnectionResetError):
 
 class InjectedReset(ResponseCut):
     """Raised inside a response body to drop the connection on purpose (the ``reset`` fault)."""
+
+
+_TRANSPORT = "logfire_io.transport"
+_DRIP_INTERVAL = 0.05
+
+
+class TransportInScope(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, with the connection's transport in each request's ``scope["extensions"]``."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Wrap the app so that every request on this connection can reach ``transport``."""
+        super().connection_made(transport)
+        app = self.app
+
+        async def with_transport(scope: Scope, receive: Receive, send: Send) -> None:
+            extensions = {**(scope.get("extensions") or {}), _TRANSPORT: transport}
+            await app({**scope, "extensions": extensions}, receive, send)
+
+        self.app = with_transport
+
+
+async def drip_head(scope: Scope, media_type: str) -> None:
+    """Send a 200's status line and headers a byte at a time, then close the connection (the ``drip`` fault)."""
+    transport: Any = scope["extensions"][_TRANSPORT]
+    head = f"HTTP/1.1 200 OK\r\ncontent-type: {media_type}\r\nx-drip: {'.' * 60}\r\n\r\n".encode()
+    for byte in head:
+        if transport.is_closing():  # the client gave up
+            break
+        transport.write(bytes([byte]))
+        await asyncio.sleep(_DRIP_INTERVAL)
+    transport.close()
+    msg = "injected fault: headers dripped, then the connection closed"
+    raise InjectedReset(msg)
 
 
 class _DropInjectedResets(logging.Filter):
