@@ -93,8 +93,10 @@ def reference_span(span: Any) -> dict[str, Any] | None:
     if isinstance(schema, str):
         for key in _json_encoded_keys(schema):
             if isinstance(attributes.get(key), str):
-                with contextlib.suppress(ValueError):
-                    attributes[key] = json.loads(attributes[key])
+                with contextlib.suppress(ValueError):  # kept as text if it does not decode or holds "\ud800"
+                    decoded = json.loads(attributes[key])
+                    json.dumps(decoded, ensure_ascii=False).encode("utf-8")
+                    attributes[key] = decoded
     tags, message = attributes.get("logfire.tags"), attributes.get("logfire.msg")
     row = {
         "trace_id": trace_id,

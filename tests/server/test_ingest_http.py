@@ -235,6 +235,22 @@ def test_15_odd_bookkeeping_values_do_not_lose_the_batch(srv: LocalLogfire, clie
     assert query(client, srv.read_token, sql) == [{"kind": "span", "level": 9, "http_response_status_code": None}]
 
 
+def test_15_a_json_encoded_lone_surrogate_stays_text(srv: LocalLogfire, client: httpx.Client) -> None:
+    """Regression: a JSON-encoded value holding the escape of a lone surrogate decoded to a string no column can
+    hold, and the batch failed with a 500 (retried forever); the value is now kept as the text that was sent."""
+    from tests.server.otlp import _any
+
+    request = trace_request([_span("surrogate")])
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    del span.attributes[:]
+    span.attributes.add(key="payload", value=_any('["\\ud800"]'))
+    span.attributes.add(key="logfire.json_schema", value=_any('{"properties": {"payload": {"type": "array"}}}'))
+    assert post(client, "/v1/traces", request.SerializeToString(), srv.write_token).status_code == 200
+    sql = "SELECT attributes->>'payload' AS p FROM records WHERE span_name = 'surrogate'"
+    rows = query(client, srv.read_token, sql)
+    assert rows == [{"p": '["\\ud800"]'}]
+
+
 def test_15_integers_past_64_bits_in_json_attributes_stay_exact(srv: LocalLogfire, client: httpx.Client) -> None:
     """Regression: JSON-encoded attribute values were decoded with orjson, which turns 2**70 into a float."""
     span = _span("big int", attributes={"ids": [2**70 + 1, -(2**65) - 3], "nested": {"n": 2**64 + 7}})

@@ -274,12 +274,13 @@ def _restore_json(attributes: dict[str, Any], schema: str) -> None:
 
     ``orjson`` is used when it gives the same value: it turns integers past 64 bits into floats, so a text with
     a run of 19 digits or more goes to ``json``, and so does what ``orjson`` refuses (``NaN``, lone surrogates).
+    A value that does not decode, or decodes to a lone surrogate (no column can hold it), stays as the text.
     """
     for key in _json_encoded_keys(schema):
         text = attributes.get(key)
         if isinstance(text, str):
-            with contextlib.suppress(ValueError):  # orjson.JSONDecodeError is a ValueError
-                attributes[key] = json.loads(text) if _LONG_DIGITS.search(text) else _loads(text)
+            with contextlib.suppress(ValueError):  # orjson.JSONDecodeError and UnicodeEncodeError are ValueErrors
+                attributes[key] = _stdlib_loads(text) if _LONG_DIGITS.search(text) else _loads(text)
 
 
 _LONG_DIGITS = re.compile(r"\d{19}")
@@ -289,7 +290,13 @@ def _loads(text: str) -> Any:
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
-        return json.loads(text)
+        return _stdlib_loads(text)
+
+
+def _stdlib_loads(text: str) -> Any:
+    value = json.loads(text)
+    json.dumps(value, ensure_ascii=False).encode()  # UnicodeEncodeError on a lone surrogate ("\ud800")
+    return value
 
 
 def _iso(nanos: int) -> str:
