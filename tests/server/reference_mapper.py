@@ -3,6 +3,8 @@
 It follows the rules of :mod:`logfire_io.server.ingest`'s docstring field by field, with no shortcut: every
 attribute goes through the general ``_value``, every derived column through its helper, JSON-encoded values are
 restored with the standard library. The server's mapper must give the same columns for every span.
+It carries the fixes found while writing the fast mapper (a ``level_num`` past INTEGER, a non-ASCII digit
+status code, a decoded lone surrogate): those are rules, not shortcuts.
 """
 
 from __future__ import annotations
