@@ -1,19 +1,23 @@
 """OTLP ingest into the local server: spans/s with the SDK's exporter, and query latency on ingested rows.
 
-    python benchmarks/ingest.py --spans 100000 --exporters 1,4      # prints Markdown tables
+    python benchmarks/ingest.py --spans 100000 --exporters 1,4 --query-rows 1000000   # prints Markdown tables
 
 1. Ingest: ``logfire-io serve --data-dir`` runs in its own process group (as a user runs it); this process makes
    ``--spans`` real spans with the ``logfire`` SDK (kept in memory, not timed), then exports them with the
    SDK's own exporter (``OTLPSpanExporter``, protobuf + gzip, batches of 512 as its batch processor sends)
    from N threads, while a query runs every 100 ms. Throughput is spans acknowledged per wall-clock second.
-2. Queries: the same rows, ingested (as many sorted segments) vs loaded once from a Parquet file, each behind
-   its own server; median latency of a few typical queries over 5 runs.
+2. Queries: ``--query-rows`` rows (the SDK's requests repeated with fresh ids and later times, encoded ahead and
+   posted from 2 threads, so a million rows take minutes, not the SDK's hours), ingested (as many sorted
+   segments) vs the same rows loaded once from a Parquet file, each behind its own server; median latency of a
+   few typical queries over 5 runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -101,11 +105,37 @@ def _cpu_seconds(pid: int) -> float:
 
 def _encoded(spans: list[Any]) -> list[bytes]:
     """The request bodies the SDK's exporter would send, encoded ahead (protobuf, gzip) and not timed."""
-    import gzip
-
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
     return [gzip.compress(encode_spans(batch).SerializeToString()) for batch in _batches(spans)]
+
+
+def _scaled(spans: list[Any], rows: int) -> list[bytes]:
+    """Bodies holding ``rows`` spans: the SDK's requests repeated, each copy with its own ids and a later time."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    requests = [encode_spans(batch) for batch in _batches(spans)]
+    shift_ns = max(s.end_time for s in spans) - min(s.start_time for s in spans) + 1
+    bodies: list[bytes] = []
+    left = rows
+    for copy in range((rows + len(spans) - 1) // len(spans)):
+        mark = copy.to_bytes(3, "big")
+        for request in requests:
+            clone = type(request)()
+            clone.CopyFrom(request)
+            for group in clone.resource_spans:
+                for scope in group.scope_spans:
+                    del scope.spans[left:]
+                    left -= len(scope.spans)
+                    for span in scope.spans:
+                        span.trace_id, span.span_id = mark + span.trace_id[3:], mark + span.span_id[3:]
+                        if span.parent_span_id:
+                            span.parent_span_id = mark + span.parent_span_id[3:]
+                        span.start_time_unix_nano += copy * shift_ns
+                        span.end_time_unix_nano += copy * shift_ns
+            if any(scope.spans for group in clone.resource_spans for scope in group.scope_spans):
+                bodies.append(gzip.compress(clone.SerializeToString(), 1))
+    return bodies
 
 
 def _post_encoded(base_url: str, bodies: list[bytes], threads: int) -> float:
@@ -139,14 +169,14 @@ def _querying(base_url: str, stop: threading.Event, samples: list[float]) -> Non
             samples.append(_query(client, QUERIES["count"]))
 
 
-def bench_ingest(spans: list[Any], exporters: list[int]) -> tuple[str, Path]:
+def bench_ingest(spans: list[Any], exporters: list[int]) -> str:
     rows = []
-    keep = Path(tempfile.mkdtemp(prefix="logfire-io-bench-"))
+    scratch = Path(tempfile.mkdtemp(prefix="logfire-io-bench-"))
     runs: list[tuple[str, int, Any, Any]] = [("SDK exporter", n, _batches, _export) for n in exporters]
     runs.append(("pre-encoded bodies (server only)", exporters[-1], _encoded, _post_encoded))
     for label, threads, prepare, send in runs:
         work = prepare(spans)
-        data_dir = keep / f"ingest-{len(rows)}"
+        data_dir = scratch / f"ingest-{len(rows)}"
         server = ServeProcess(data_dir, READ, WRITE)
         base_url = server.base_url
         try:
@@ -161,6 +191,7 @@ def bench_ingest(spans: list[Any], exporters: list[int]) -> tuple[str, Path]:
         finally:
             server.stop()
         segments = len(list((data_dir / "records_all").glob("seg-*.arrow")))
+        shutil.rmtree(data_dir)
         rows.append(
             [
                 label,
@@ -173,6 +204,7 @@ def bench_ingest(spans: list[Any], exporters: list[int]) -> tuple[str, Path]:
                 str(segments),
             ]
         )
+    scratch.rmdir()
     table = _table(
         f"Ingest: {len(spans):,} logfire SDK spans, OTLP protobuf + gzip, {BATCH} per request, queries running",
         [
@@ -187,23 +219,37 @@ def bench_ingest(spans: list[Any], exporters: list[int]) -> tuple[str, Path]:
         ],
         rows,
     )
-    return table, keep / "ingest-0"
+    return table
 
 
-def bench_queries(ingested_dir: Path, repeat: int = 5) -> str:
+def bench_queries(spans: list[Any], rows: int, repeat: int = 5) -> tuple[str, str]:
     import httpx
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from logfire_io.server.store import live_segments, read_segment
 
+    bodies = _scaled(spans, rows)
+    ingested_dir = Path(tempfile.mkdtemp(prefix="logfire-io-bench-")) / "ingested"
+    ingested = ServeProcess(ingested_dir, READ, WRITE)
+    try:
+        cpu = _cpu_seconds(ingested.proc.pid)
+        seconds = _post_encoded(ingested.base_url, bodies, 2)
+        cpu = _cpu_seconds(ingested.proc.pid) - cpu
+    finally:
+        ingested.stop()
+    loading = (
+        f"{rows:,} rows posted in {seconds:.0f} s from 2 threads ({rows / seconds:,.0f} spans/s wall, "
+        f"{rows / cpu:,.0f} spans per server CPU-second)"
+    )
     pieces = [read_segment(p) for p in live_segments(ingested_dir / "records_all")]
     table = pa.concat_tables(pieces)
     parquet = ingested_dir.parent / "records.parquet"
     pq.write_table(table, parquet)
+    del table
     ingested = ServeProcess(ingested_dir, READ, WRITE)
     loaded = ServeProcess(ingested_dir.parent / "loaded", READ, WRITE, f"--records={parquet}")
-    rows = []
+    table_rows = []
     try:
         with (
             httpx.Client(base_url=ingested.base_url, headers={"authorization": READ}) as on_ingested,
@@ -214,30 +260,31 @@ def bench_queries(ingested_dir: Path, repeat: int = 5) -> str:
                     _query(client, sql)  # warm up: the workers map the segments once
                 a = statistics.median(_query(on_ingested, sql) for _ in range(repeat))
                 b = statistics.median(_query(on_loaded, sql) for _ in range(repeat))
-                rows.append([name, f"{a * 1000:.0f}", f"{b * 1000:.0f}", f"{a / b:.2f}"])
+                table_rows.append([name, f"{a * 1000:.0f}", f"{b * 1000:.0f}", f"{a / b:.2f}"])
     finally:
         ingested.stop()
         loaded.stop()
-    return _table(
-        f"Query latency on {table.num_rows:,} rows: ingested ({len(pieces)} segments) vs loaded from Parquet (1)",
-        ["query", "ingested ms (median of 5)", "Parquet-loaded ms", "ratio"],
-        rows,
-    )
+        shutil.rmtree(ingested_dir.parent)
+    title = f"Query latency on {sum(p.num_rows for p in pieces):,} rows: ingested ({len(pieces)} segments) vs Parquet"
+    return loading, _table(title, ["query", "ingested ms (median of 5)", "Parquet-loaded ms", "ratio"], table_rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--spans", type=int, default=100_000)
     parser.add_argument("--exporters", default="1,4", help="exporter thread counts to run, comma-separated")
+    parser.add_argument("--query-rows", type=int, default=1_000_000, help="rows ingested for the query comparison")
     args = parser.parse_args()
     exporters = [int(n) for n in args.exporters.split(",")]
     started = datetime.now(UTC)
     spans = _make_spans(args.spans)
-    ingest, ingested_dir = bench_ingest(spans, exporters)
-    queries = bench_queries(ingested_dir)
-    print(f"`python benchmarks/ingest.py --spans {args.spans} --exporters {args.exporters}`\n")
-    print(f"{started:%Y-%m-%d %H:%M} UTC, {_machine()}\n")
+    ingest = bench_ingest(spans, exporters)
+    loading, queries = bench_queries(spans, args.query_rows)
+    command = f"python benchmarks/ingest.py --spans {args.spans} --exporters {args.exporters}"
+    print(f"`{command} --query-rows {args.query_rows}`\n")
+    print(f"{started:%Y-%m-%d %H:%M} UTC, {_machine()}, load average {os.getloadavg()[0]:.1f} at the end\n")
     print(ingest)
+    print(loading + "\n")
     print(queries)
     print(f"(took {(datetime.now(UTC) - started) / timedelta(seconds=1):.0f} s)")
 

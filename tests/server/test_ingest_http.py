@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import logging
 import time
+import zlib
 from collections.abc import Iterator
 
 import httpx
@@ -157,7 +158,8 @@ def test_otel_logs(srv: LocalLogfire, client: httpx.Client) -> None:
             400,
         ),
         ({"content-type": "text/plain"}, b"hello", 415),
-        ({"content-type": "application/x-protobuf", "content-encoding": "zstd"}, b"\x28\xb5\x2f\xfd", 415),
+        ({"content-type": "application/x-protobuf", "content-encoding": "zstd"}, b"\x28\xb5\x2f\xfd", 400),
+        ({"content-type": "application/x-protobuf", "content-encoding": "deflate"}, zlib.compress(b"x" * 99)[:-4], 400),
         ({"content-type": "application/x-protobuf", "content-encoding": "gzip"}, b"not gzip at all", 400),
         ({"content-type": "application/x-protobuf", "content-encoding": "gzip"}, gzip.compress(b"x" * 100)[:-12], 400),
         ({"content-type": "application/x-protobuf"}, b"\x00" * (LIMIT + 1), 413),
@@ -167,7 +169,10 @@ def test_otel_logs(srv: LocalLogfire, client: httpx.Client) -> None:
             413,
         ),
     ],
-    ids=["protobuf", "json", "json-shape", "json-hex", "type", "zstd", "gzip", "gzip-cut", "size", "gzip-bomb"],
+    ids=[
+        *("protobuf", "json", "json-shape", "json-hex", "type", "zstd", "deflate-cut"),
+        *("gzip", "gzip-cut", "size", "gzip-bomb"),
+    ],
 )
 def test_bad_bodies_are_refused_and_the_server_keeps_serving(
     srv: LocalLogfire, client: httpx.Client, headers: dict[str, str], body: bytes, status: int
@@ -204,6 +209,46 @@ def test_15_values_that_do_not_fit_the_schema_are_a_400(srv: LocalLogfire, clien
     answer = post(client, "/v1/metrics", request.SerializeToString(), srv.write_token)
     assert answer.status_code == 400
     assert "does not fit" in answer.json()["detail"]
+
+
+def test_15_deflate_bodies_are_accepted(srv: LocalLogfire, client: httpx.Client) -> None:
+    """Regression: ``deflate``, which the SDK's exporters send with ``OTEL_EXPORTER_OTLP_COMPRESSION=deflate``
+    (zlib framing, ``zlib.compress``), was refused with 415."""
+    body = zlib.compress(trace_request([_span("deflated")]).SerializeToString())
+    headers = {"content-type": "application/x-protobuf", "content-encoding": "deflate"}
+    answer = client.post("/v1/traces", content=body, headers={"authorization": srv.write_token, **headers})
+    assert answer.status_code == 200
+    assert query(client, srv.read_token, "SELECT span_name FROM records WHERE span_name = 'deflated'")
+
+
+def test_15_odd_bookkeeping_values_do_not_lose_the_batch(srv: LocalLogfire, client: httpx.Client) -> None:
+    """Regression: a ``logfire.level_num`` past INTEGER (a 400 for the whole batch), a list as ``logfire.span_type``
+    and ``http.status_code = "²"`` (both a 500 the SDK retries forever) now map like absent values."""
+    from tests.server.otlp import _any
+
+    request = trace_request([_span("odd", level_num=2**40)])
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    span.attributes.add(key="logfire.span_type", value=_any(["log"]))
+    span.attributes.add(key="http.status_code", value=_any("²"))
+    assert post(client, "/v1/traces", request.SerializeToString(), srv.write_token).status_code == 200
+    sql = "SELECT kind, level, http_response_status_code FROM records WHERE span_name = 'odd'"
+    assert query(client, srv.read_token, sql) == [{"kind": "span", "level": 9, "http_response_status_code": None}]
+
+
+def test_15_a_json_encoded_lone_surrogate_stays_text(srv: LocalLogfire, client: httpx.Client) -> None:
+    """Regression: a JSON-encoded value holding the escape of a lone surrogate decoded to a string no column can
+    hold, and the batch failed with a 500 (retried forever); the value is now kept as the text that was sent."""
+    from tests.server.otlp import _any
+
+    request = trace_request([_span("surrogate")])
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    del span.attributes[:]
+    span.attributes.add(key="payload", value=_any('["\\ud800"]'))
+    span.attributes.add(key="logfire.json_schema", value=_any('{"properties": {"payload": {"type": "array"}}}'))
+    assert post(client, "/v1/traces", request.SerializeToString(), srv.write_token).status_code == 200
+    sql = "SELECT attributes->>'payload' AS p FROM records WHERE span_name = 'surrogate'"
+    rows = query(client, srv.read_token, sql)
+    assert rows == [{"p": '["\\ud800"]'}]
 
 
 def test_15_integers_past_64_bits_in_json_attributes_stay_exact(srv: LocalLogfire, client: httpx.Client) -> None:

@@ -4,8 +4,15 @@ A request is checked (write token, size, encoding), decoded and mapped (:mod:`lo
 stored durably (:mod:`logfire_io.server.store`) before the 200 goes out, so an acknowledged batch survives a
 crash and is visible to the next query. The answer is the signal's ``Export*ServiceResponse`` in the request's
 encoding, with ``partial_success`` when some items were rejected. Errors are ``{"detail": ...}`` JSON with the
-status a collector uses: 400 malformed, 401 token, 413 too large, 415 unsupported type or encoding, 503 store
-failure (the SDK retries 503). No token is ever written to a message or a log.
+status a collector uses: 400 malformed or an unsupported ``Content-Encoding``, 401 token, 413 too large, 415
+unsupported ``Content-Type``, 503 store failure (the SDK retries 503). No token is ever written to a message or a
+log.
+
+Encodings: ``gzip`` and ``deflate`` (zlib), the two the OTLP exporters of the Python SDK can send
+(``OTEL_EXPORTER_OTLP_COMPRESSION``). The OpenTelemetry Collector (``config/confighttp/compression.go``) also
+takes ``zstd``, ``snappy`` and ``lz4``, which need packages this server does not depend on; like the Collector
+for an encoding it has not enabled, it answers those with 400 ``unsupported Content-Encoding`` (the Collector's
+receiver answers 415 only for a ``Content-Type`` it does not take).
 """
 
 from __future__ import annotations
@@ -87,23 +94,28 @@ async def _raw_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+"""zlib window bits per Content-Encoding: gzip framing, or zlib framing (what the SDK's ``deflate`` sends)."""
+
+
 def _inflated(raw: bytes, encoding: str, limit: int) -> bytes:
     """``raw`` decompressed, refusing more than ``limit`` bytes once decompressed."""
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
         return raw
-    if encoding != "gzip":
-        raise IngestError(415, f"unsupported Content-Encoding {encoding!r}: send gzip or an uncompressed body")
-    inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    if encoding not in _WBITS:
+        msg = f"unsupported Content-Encoding {encoding!r}: send gzip, deflate or an uncompressed body"
+        raise IngestError(400, msg)
+    inflate = zlib.decompressobj(wbits=_WBITS[encoding])
     try:
         body = inflate.decompress(raw, limit + 1)
     except zlib.error as exc:
-        raise IngestError(400, f"the gzip body does not decompress: {exc}") from None
+        raise IngestError(400, f"the {encoding} body does not decompress: {exc}") from None
     if len(body) > limit or inflate.unconsumed_tail:
         msg = f"the decompressed body is larger than the server's limit of {limit:,} bytes; export smaller batches"
         raise IngestError(413, msg)
     if not inflate.eof:
-        raise IngestError(400, "the gzip body is truncated")
+        raise IngestError(400, f"the {encoding} body is truncated")
     return body
 
 
