@@ -43,7 +43,8 @@ import pyarrow.parquet as pq
 from logfire_io.schema import METRICS_SCHEMA, RECORDS_SCHEMA
 from logfire_io.server import synth_metrics, synth_records
 from logfire_io.server.engine import Engine, QuerySpec
-from logfire_io.server.tables import conform, load, write_for_workers
+from logfire_io.server.store import Store
+from logfire_io.server.tables import conform, load
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -141,11 +142,10 @@ def main() -> None:
     records = synth_records(args.rows, end=END, span=timedelta(days=2))
     metrics = synth_metrics(args.rows // 10, end=END, span=timedelta(days=2))
     with tempfile.TemporaryDirectory() as tmp, _serve(records, metrics, Path(tmp)) as (base_url, token):
-        tables = {
-            "records_all": conform(load(Path(tmp) / "records.parquet"), RECORDS_SCHEMA, "records"),
-            "metrics": conform(load(Path(tmp) / "metrics.parquet"), METRICS_SCHEMA, "metrics"),
-        }
-        engine = Engine(write_for_workers(tables, Path(tmp)), memory_limit=2 << 30)
+        store = Store(Path(tmp) / "engine", {"records_all": RECORDS_SCHEMA, "metrics": METRICS_SCHEMA})
+        store.put_loaded("records_all", conform(load(Path(tmp) / "records.parquet"), RECORDS_SCHEMA, "records"))
+        store.put_loaded("metrics", conform(load(Path(tmp) / "metrics.parquet"), METRICS_SCHEMA, "metrics"))
+        engine = Engine({name: str(store.directory(name)) for name in ("records_all", "metrics")}, memory_limit=2 << 30)
         raw = Raw(base_url, token)
         client = httpx.Client(base_url=base_url, headers={"authorization": token}, timeout=60)
         sizes = (len(raw.post(BULK, ARROW)) / 1e6, engine_alone(engine).size / 1e6)
@@ -171,6 +171,7 @@ def main() -> None:
                 time.sleep(0.02)
                 samples[name].append(_timed(func))
         client.close()
+        store.close()
     medians = {name: statistics.median(values) * 1000 for name, values in samples.items()}
     names = list(cases)
     bulk_ratio = medians[names[1]] / medians[names[0]]
