@@ -17,6 +17,7 @@ import uvicorn
 from logfire_io.schema import METRICS_SCHEMA, RECORDS_SCHEMA
 from logfire_io.server.app import GzipPolicy, QueryLogEntry, ServerState, create_app
 from logfire_io.server.faults import FaultPlan, parse_faults, quiet_injected_resets
+from logfire_io.server.handoff import HandOffProtocol
 from logfire_io.server.store import Store
 from logfire_io.server.synth import DEFAULT_SPAN, synth_metrics, synth_records
 from logfire_io.server.tables import TableSource, conform, load
@@ -259,7 +260,9 @@ class LocalLogfire:
     def _config(self) -> uvicorn.Config:
         quiet_injected_resets()
         app = create_app(self._state)
-        return uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1)
+        return uvicorn.Config(
+            app, http=HandOffProtocol, log_level="warning", access_log=False, timeout_graceful_shutdown=1
+        )
 
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
