@@ -2,6 +2,7 @@
 
     python benchmarks/server_speed.py                 # 100,000 records, 40 interleaved rounds (about a minute)
     python benchmarks/server_speed.py --rows 1000000 --rounds 20
+    python benchmarks/server_speed.py --rounds 30 --baseline /work/main/src   # before/after in one run
 
 Two ratios (issue 12), each against a floor measured in the same run, rounds interleaved so that load on a
 shared machine hits both sides alike:
@@ -16,6 +17,9 @@ loads the same files the same way. The HTTP client is ``http.client`` on one kep
 whole bodies (like curl: it measures the server, not a client's decoding); httpx is shown too, for what a
 Python client sees. ``accept-encoding: identity``, as on loopback. Each measurement starts 20 ms after the
 previous one ended, so none pays for the tail of another. Medians.
+
+``--baseline SRC`` also starts a server from another source tree (``PYTHONPATH=SRC``: say, ``main`` before a
+change) over the same files, and measures it in the same interleaved rounds, against the same engine figure.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ if TYPE_CHECKING:
 END = datetime(2026, 1, 1, tzinfo=UTC)
 BULK = "SELECT * FROM records_all LIMIT 10000"
 ARROW = "application/vnd.apache.arrow.stream"
+ENGINE = "engine alone: plan, run, IPC bytes (in-process)"
 
 
 def engine_alone(engine: Engine) -> pa.Buffer:
@@ -105,13 +110,15 @@ class Raw:
 
 
 @contextlib.contextmanager
-def _serve(records: pa.Table, metrics: pa.Table, tmp: Path) -> Iterator[tuple[str, str]]:
-    """``logfire-io serve`` in its own process (as a user runs it), over these tables; yields URL and token."""
-    pq.write_table(records, tmp / "records.parquet")
-    pq.write_table(metrics, tmp / "metrics.parquet")
+def _serve(tmp: Path, source: str | None) -> Iterator[tuple[str, str]]:
+    """``logfire-io serve`` in its own process (as a user runs it), over the tables in ``tmp``; yields URL and token.
+
+    ``source``: the ``src`` directory to run it from (None: this interpreter's ``logfire_io``).
+    """
     command = [sys.executable, "-m", "logfire_io._cli", "serve", "--port", "0", "--read-token", "pylf_v1_local_bench"]
     command += ["--records", str(tmp / "records.parquet"), "--metrics", str(tmp / "metrics.parquet")]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # default workers: 2 on 2 cores
+    env = os.environ if source is None else {**os.environ, "PYTHONPATH": source}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)  # default workers: 2 on 2 cores
     try:
         assert process.stdout is not None
         lines: list[str] = []
@@ -133,35 +140,46 @@ def _timed(func: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+def _http_cases(base_url: str, token: str, tag: str, stack: contextlib.ExitStack) -> dict[str, Callable[[], object]]:
+    raw = Raw(base_url, token)
+    client = stack.enter_context(httpx.Client(base_url=base_url, headers={"authorization": token}, timeout=60))
+    return {
+        f"HTTP Arrow, LIMIT 10000 (http.client){tag}": lambda: raw.post(BULK, ARROW),
+        f"HTTP Arrow, LIMIT 10000 (httpx){tag}": lambda: (
+            client.post(
+                "/v2/query",
+                json={"sql": BULK, "min_timestamp": "1970-01-01T00:00:00Z", "limit": 10_000},
+                headers={"accept": ARROW, "accept-encoding": "identity"},
+            ).content
+        ),
+        f"trivial route: GET /v1/read-token-info (http.client){tag}": lambda: raw.get("/v1/read-token-info"),
+        f"HTTP SELECT 1, JSON (http.client){tag}": lambda: raw.post("SELECT 1", "application/json"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--baseline", metavar="SRC", help="also measure a server run from this source tree")
     args = parser.parse_args()
 
     records = synth_records(args.rows, end=END, span=timedelta(days=2))
     metrics = synth_metrics(args.rows // 10, end=END, span=timedelta(days=2))
-    with tempfile.TemporaryDirectory() as tmp, _serve(records, metrics, Path(tmp)) as (base_url, token):
+    tags = {"": None} | ({" (baseline)": args.baseline} if args.baseline else {})
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        pq.write_table(records, Path(tmp) / "records.parquet")
+        pq.write_table(metrics, Path(tmp) / "metrics.parquet")
         store = Store(Path(tmp) / "engine", {"records_all": RECORDS_SCHEMA, "metrics": METRICS_SCHEMA})
+        stack.callback(store.close)
         store.put_loaded("records_all", conform(load(Path(tmp) / "records.parquet"), RECORDS_SCHEMA, "records"))
         store.put_loaded("metrics", conform(load(Path(tmp) / "metrics.parquet"), METRICS_SCHEMA, "metrics"))
         engine = Engine({name: str(store.directory(name)) for name in ("records_all", "metrics")}, memory_limit=2 << 30)
-        raw = Raw(base_url, token)
-        client = httpx.Client(base_url=base_url, headers={"authorization": token}, timeout=60)
-        sizes = (len(raw.post(BULK, ARROW)) / 1e6, engine_alone(engine).size / 1e6)
-        cases: dict[str, Callable[[], object]] = {
-            "engine alone: plan, run, IPC bytes (in-process)": lambda: engine_alone(engine),
-            "HTTP Arrow, LIMIT 10000 (http.client)": lambda: raw.post(BULK, ARROW),
-            "HTTP Arrow, LIMIT 10000 (httpx)": lambda: (
-                client.post(
-                    "/v2/query",
-                    json={"sql": BULK, "min_timestamp": "1970-01-01T00:00:00Z", "limit": 10_000},
-                    headers={"accept": ARROW, "accept-encoding": "identity"},
-                ).content
-            ),
-            "trivial route: GET /v1/read-token-info (http.client)": lambda: raw.get("/v1/read-token-info"),
-            "HTTP SELECT 1, JSON (http.client)": lambda: raw.post("SELECT 1", "application/json"),
-        }
+        servers = {tag: stack.enter_context(_serve(Path(tmp), source)) for tag, source in tags.items()}
+        cases: dict[str, Callable[[], object]] = {ENGINE: lambda: engine_alone(engine)}
+        for tag, (base_url, token) in servers.items():
+            cases |= _http_cases(base_url, token, tag, stack)
+        sizes = (len(Raw(*servers[""]).post(BULK, ARROW)) / 1e6, engine_alone(engine).size / 1e6)
         for func in cases.values():  # warm up: first touches of the mapped tables, first sessions
             for _ in range(3):
                 func()
@@ -170,12 +188,7 @@ def main() -> None:
             for name, func in cases.items():
                 time.sleep(0.02)
                 samples[name].append(_timed(func))
-        client.close()
-        store.close()
     medians = {name: statistics.median(values) * 1000 for name, values in samples.items()}
-    names = list(cases)
-    bulk_ratio = medians[names[1]] / medians[names[0]]
-    tiny_ratio = medians[names[4]] / medians[names[3]]
     averages = os.getloadavg()
     print(f"Command: `python benchmarks/server_speed.py {' '.join(sys.argv[1:])}`".replace(" `", "`"))
     print(f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cores; Python {platform.python_version()}")
@@ -190,8 +203,14 @@ def main() -> None:
     for name, value in medians.items():
         print(f"| {name} | {value:.1f} |")
     print()
-    print(f"- HTTP Arrow / engine alone: **{bulk_ratio:.2f}x** (target <= 1.5x)")
-    print(f"- HTTP SELECT 1 / trivial route: **{tiny_ratio:.2f}x** (target <= 2x)")
+    for tag in tags:
+        bulk_ratio = medians[f"HTTP Arrow, LIMIT 10000 (http.client){tag}"] / medians[ENGINE]
+        tiny_ratio = (
+            medians[f"HTTP SELECT 1, JSON (http.client){tag}"]
+            / medians[f"trivial route: GET /v1/read-token-info (http.client){tag}"]
+        )
+        print(f"- HTTP Arrow / engine alone{tag}: **{bulk_ratio:.2f}x** (target <= 1.5x)")
+        print(f"- HTTP SELECT 1 / trivial route{tag}: **{tiny_ratio:.2f}x** (target <= 2x)")
 
 
 if __name__ == "__main__":

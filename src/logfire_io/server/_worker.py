@@ -72,7 +72,9 @@ def _write_all(fd: int, *pieces: bytes | memoryview | pa.Buffer) -> None:
         try:
             written = os.writev(fd, views)
         except BlockingIOError:
-            select.select([], [fd], [])
+            poller = select.poll()  # not select(): it cannot wait on a descriptor numbered 1024 or more
+            poller.register(fd, select.POLLOUT)
+            poller.poll()
             continue
         while views and written >= len(views[0]):
             written -= len(views.pop(0))
