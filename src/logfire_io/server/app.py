@@ -440,10 +440,12 @@ class QueryResponse:
     async def _relay(self, answer: Answer, send: Send) -> None:
         headers = [*self._headers(answer), (b"content-length", str(answer.length).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        async for piece in answer.chunks():
-            await send({"type": "http.response.body", "body": piece, "more_body": True})
-            await asyncio.sleep(0)  # let the loop see a lost connection (and serve others) between pieces
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if not answer.length:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        async for piece in answer.chunks():  # a small answer: one piece, the message ended with it
+            await send({"type": "http.response.body", "body": piece, "more_body": bool(answer.left)})
+            if answer.left:
+                await asyncio.sleep(0)  # let the loop see a lost connection (and serve others) between pieces
 
     async def _send_faulted(self, body: bytes, send: Send) -> None:
         assert self._fault is not None

@@ -341,6 +341,11 @@ class Answer:
         if not length and not handoff:
             self._settle(lost=False)
 
+    @property
+    def left(self) -> int:
+        """Bytes of the body not yet relayed."""
+        return self._left
+
     def _settle(self, *, lost: bool) -> None:
         if not self._settled:
             self._settled = True
