@@ -7,6 +7,7 @@ deadline cuts a client that stops reading, a worker killed part-way is replaced 
 
 from __future__ import annotations
 
+import gc
 import http.client
 import os
 import signal
@@ -203,3 +204,23 @@ def test_12_body_written_to_a_descriptor_is_exactly_the_encoded_answer(
     expected = _encoded(body.content, {}, "arrow") if isinstance(body.content, pa.Table) else body.content
     assert received == [b"<" + bytes(expected) + b">"]
     assert body.length == len(expected)
+
+
+def test_12_body_written_to_a_reset_socket_raises_and_prints_nothing(
+    engine: Engine, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A client gone mid-answer is an OSError for the worker, nothing else.
+
+    Was: Arrow's buffered stream printed a traceback to the server's stderr for each one, as it was destroyed.
+    """
+    request = WorkerRequest(
+        QuerySpec(sql="SELECT * FROM records_all", limit=10_000, min_timestamp=0), "arrow", False, 1 << 30
+    )
+    body = answer(engine, request)
+    assert body.length > 1 << 20
+    ours, theirs = socket.socketpair()
+    theirs.close()
+    with ours, pytest.raises(OSError):
+        body.write(ours.fileno())
+    gc.collect()
+    assert capfd.readouterr().err == ""

@@ -10,6 +10,7 @@ a response cut off half-way.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import select
@@ -29,9 +30,10 @@ from logfire_io.server.workers import HANDOFF_MIN_BYTES, HEADER, WorkerRequest
 __all__ = ["Body", "answer", "fork_server", "serve"]
 
 _GZIP_MIN_BYTES = 1024
+_SMALL_WRITE = 64 << 10
 _WRITE_BUFFER = 256 << 10
-"""Arrow's writer makes many small writes (metadata, bitmaps) between the large ones: they are gathered up to
-this size, so a socket gets few, large writes; pieces as large as this go out directly."""
+"""Arrow's writer makes many small writes (metadata, bitmaps) between the large ones: those under
+``_SMALL_WRITE`` are gathered up to this size or the next large one, so a socket gets few, large writes."""
 
 
 def _too_large(cap: int) -> QueryError:
@@ -83,19 +85,43 @@ def _write_all(fd: int, *pieces: bytes | memoryview | pa.Buffer) -> None:
 
 
 class _FdFile:
-    """A file over a descriptor, for :class:`pyarrow.PythonFile`: Arrow's writer writes straight to a socket."""
+    """A file over a descriptor, for :class:`pyarrow.PythonFile`, so Arrow's writer writes straight to a socket.
+
+    It starts with ``head`` and gathers small writes (see ``_WRITE_BUFFER``). Once a write has failed (the
+    client went away), every later one fails at once: Arrow still writes its end-of-stream as it closes.
+    Closing writes nothing; :meth:`flush` ends a successful answer.
+    """
 
     closed = False
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, head: bytes) -> None:
         self._fd = fd
+        self._pending = bytearray(head)
+        self._broken = False
 
     def write(self, data: pa.Buffer) -> int:
-        _write_all(self._fd, data)
-        return len(data)
+        if self._broken:
+            raise BrokenPipeError(errno.EPIPE, "the client went away")
+        size = len(data)
+        if size < _SMALL_WRITE:
+            self._pending += data
+            if len(self._pending) >= _WRITE_BUFFER:
+                self._send()
+        else:
+            self._send(data)
+        return size
 
-    def flush(self) -> None:
-        """Nothing is buffered here."""
+    def flush(self, tail: bytes = b"") -> None:
+        """Write what is gathered, then ``tail``."""
+        self._send(tail)
+
+    def _send(self, *pieces: bytes | pa.Buffer) -> None:
+        try:
+            _write_all(self._fd, self._pending, *pieces)
+        except OSError:
+            self._broken = True
+            raise
+        self._pending = bytearray()
 
     def close(self) -> None:
         """The descriptor is not ours to close."""
@@ -118,11 +144,9 @@ class Body:
         if not isinstance(self.content, pa.Table):
             _write_all(fd, head, self.content, tail)  # one call for a small answer: one wake-up of the reader
             return
-        _write_all(fd, head)
-        sink = pa.BufferedOutputStream(pa.PythonFile(_FdFile(fd), mode="w"), buffer_size=_WRITE_BUFFER)
-        _write_arrow(self.content, sink)
-        sink.close()
-        _write_all(fd, tail)
+        out = _FdFile(fd, head)
+        _write_arrow(self.content, pa.PythonFile(out, mode="w"))
+        out.flush(tail)
 
 
 def _encoded(table: pa.Table, plans: dict[str, str], body_format: str) -> bytes | pa.Buffer:
