@@ -16,7 +16,8 @@ import uvicorn
 
 from logfire_io.schema import METRICS_SCHEMA, RECORDS_SCHEMA
 from logfire_io.server.app import GzipPolicy, QueryLogEntry, ServerState, create_app
-from logfire_io.server.faults import FaultPlan, TransportInScope, parse_faults, quiet_injected_resets
+from logfire_io.server.faults import FaultPlan, parse_faults, quiet_injected_resets
+from logfire_io.server.handoff import HandOffProtocol
 from logfire_io.server.ratelimit import RateDecision, RateLimiter
 from logfire_io.server.store import Store
 from logfire_io.server.synth import DEFAULT_SPAN, synth_metrics, synth_records
@@ -267,7 +268,7 @@ class LocalLogfire:
         quiet_injected_resets()
         app = create_app(self._state)
         return uvicorn.Config(
-            app, log_level="warning", access_log=False, timeout_graceful_shutdown=1, http=TransportInScope
+            app, http=HandOffProtocol, log_level="warning", access_log=False, timeout_graceful_shutdown=1
         )
 
     def _bind(self) -> socket.socket:

@@ -2,8 +2,9 @@
 
 The query endpoints are ``async``: they check the token before reading the body, read at most
 ``max_body_bytes`` of it, validate (raising :class:`ApiError` for anything wrong), and return a
-:class:`QueryResponse`, which runs the query on a worker process and relays the body the worker encoded, while
-watching for the client going away. Nothing CPU-heavy runs in this process. One exception handler renders every
+:class:`QueryResponse`, which runs the query on a worker process and relays the body the worker encoded (or,
+for a large body, lends the worker the connection to write it; see :mod:`.handoff`), while watching for the
+client going away. Nothing CPU-heavy runs in this process. One exception handler renders every
 error as Logfire does: ``{"detail": ...}``, or RFC 9457 problem details when the client prefers them.
 """
 
@@ -28,6 +29,7 @@ from starlette.routing import Route
 from logfire_io.schema import METRICS_SCHEMA, RECORDS_SCHEMA, sql_type_name
 from logfire_io.server.engine import Bounds, QuerySpec
 from logfire_io.server.faults import STATUS_FAULTS, FaultPlan, InjectedReset, ResponseCut, drip_head
+from logfire_io.server.handoff import connection_of, lendable_transport, socket_when_flushed
 from logfire_io.server.project_page import project_route
 from logfire_io.server.ratelimit import RateLimiter
 from logfire_io.server.receivers import ingest_routes, token_of
@@ -385,10 +387,13 @@ class QueryResponse:
             return
         try:
             async with asyncio.timeout_at(self._deadline):
-                if self._fault is None:
+                transport = lendable_transport(scope)
+                if answer.handoff and transport is not None:
+                    await self._hand_off(answer, send, transport)
+                elif self._fault is None:
                     await self._relay(answer, send)
                 elif self._fault == "drip":
-                    await drip_head(scope, self._media_type)
+                    await drip_head(connection_of(scope), self._media_type)
                 else:
                     await self._send_faulted(b"".join([p async for p in answer.chunks()]), send)
         except TimeoutError:
@@ -402,16 +407,33 @@ class QueryResponse:
         finally:
             answer.close()
 
-    async def _relay(self, answer: Answer, send: Send) -> None:
-        headers = [(b"content-type", self._media_type.encode()), (b"content-length", str(answer.length).encode())]
+    def _headers(self, answer: Answer) -> list[tuple[bytes, bytes]]:
+        headers = [(b"content-type", self._media_type.encode())]
         if answer.gzipped:
             headers.append((b"content-encoding", b"gzip"))
-        headers.append((b"vary", b"accept-encoding"))
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        async for piece in answer.chunks():
-            await send({"type": "http.response.body", "body": piece, "more_body": True})
-            await asyncio.sleep(0)  # let the loop see a lost connection (and serve others) between pieces
+        return [*headers, (b"vary", b"accept-encoding")]
+
+    async def _hand_off(self, answer: Answer, send: Send, transport: asyncio.Transport) -> None:
+        """The headers (no length: the body is one chunk), then the worker writes the body into the socket."""
+        await send({"type": "http.response.start", "status": 200, "headers": self._headers(answer)})
+        try:
+            written = await answer.hand_off(await socket_when_flushed(transport))
+        except ConnectionResetError:
+            written = False
+        if not written:
+            msg = "the client went away while its answer was being sent"
+            raise ResponseCut(msg)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _relay(self, answer: Answer, send: Send) -> None:
+        headers = [*self._headers(answer), (b"content-length", str(answer.length).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if not answer.length:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        async for piece in answer.chunks():  # a small answer: one piece, the message ended with it
+            await send({"type": "http.response.body", "body": piece, "more_body": bool(answer.left)})
+            if answer.left:
+                await asyncio.sleep(0)  # let the loop see a lost connection (and serve others) between pieces
 
     async def _send_faulted(self, body: bytes, send: Send) -> None:
         assert self._fault is not None
@@ -468,6 +490,7 @@ async def _query(
         format=_BODY_FORMATS.get(fmt, json_body),
         gzip=fault is None and _compress(request, state, fmt),
         max_result_bytes=state.max_result_bytes,
+        handoff=fault is None and lendable_transport(request.scope) is not None,
     )
     return QueryResponse(  # type: ignore[return-value] # an ASGI response, as Starlette accepts
         state, job, media_type=_MEDIA[fmt], deadline=deadline, fault=fault, problem=_wants_problem(request)

@@ -10,7 +10,8 @@ a healthy server. Kinds:
 - ``"drip"``: the status line and headers trickle out a byte every 50 ms (about 6 s), then the connection closes.
 
 A drip cannot be sent through ASGI, which hands the headers to the server in one piece: the local server runs
-:class:`TransportInScope`, which gives the app the connection's transport, and :func:`drip_head` writes to it.
+:class:`~logfire_io.server.handoff.HandOffProtocol`, which shows the app the connection's transport, and
+:func:`drip_head` writes to it.
 """
 
 from __future__ import annotations
@@ -20,19 +21,16 @@ import logging
 import random
 import threading
 from collections import deque
-from typing import TYPE_CHECKING, Any
-
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from starlette.types import Receive, Scope, Send
+    from asyncio import Transport
 
 __all__ = [
     "FAULT_KINDS",
     "FaultPlan",
     "InjectedReset",
     "ResponseCut",
-    "TransportInScope",
     "drip_head",
     "parse_faults",
     "quiet_injected_resets",
@@ -51,35 +49,19 @@ class InjectedReset(ResponseCut):
     """Raised inside a response body to drop the connection on purpose (the ``reset`` fault)."""
 
 
-_TRANSPORT = "logfire_io.transport"
 _DRIP_INTERVAL = 0.05
 
 
-class TransportInScope(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol, with the connection's transport in each request's ``scope["extensions"]``."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Wrap the app so that every request on this connection can reach ``transport``."""
-        super().connection_made(transport)
-        app = self.app
-
-        async def with_transport(scope: Scope, receive: Receive, send: Send) -> None:
-            extensions = {**(scope.get("extensions") or {}), _TRANSPORT: transport}
-            await app({**scope, "extensions": extensions}, receive, send)
-
-        self.app = with_transport
-
-
-async def drip_head(scope: Scope, media_type: str) -> None:
+async def drip_head(transport: Transport | None, media_type: str) -> None:
     """Send a 200's status line and headers a byte at a time, then close the connection (the ``drip`` fault)."""
-    transport: Any = scope["extensions"][_TRANSPORT]
     head = f"HTTP/1.1 200 OK\r\ncontent-type: {media_type}\r\nx-drip: {'.' * 60}\r\n\r\n".encode()
     for byte in head:
-        if transport.is_closing():  # the client gave up
+        if transport is None or transport.is_closing():  # not under HandOffProtocol, or the client gave up
             break
         transport.write(bytes([byte]))
         await asyncio.sleep(_DRIP_INTERVAL)
-    transport.close()
+    if transport is not None:
+        transport.close()
     msg = "injected fault: headers dripped, then the connection closed"
     raise InjectedReset(msg)
 
