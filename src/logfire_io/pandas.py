@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import pyarrow as pa
 
 from logfire_io._exceptions import ConfigurationError
+from logfire_io._landing import Landed, owned
 from logfire_io._optional import optional_import
-from logfire_io._read import read_logfire_arrow
+from logfire_io._read import read_landed, reader_request
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
@@ -79,22 +80,33 @@ def read_logfire_pandas(
         msg = f"`dtype_backend` must be None, 'numpy_nullable' or 'pyarrow', got {dtype_backend!r}"
         raise ConfigurationError(msg)
     pandas = _import_pandas()
-    table = read_logfire_arrow(
-        sql,
-        read_token=read_token,
-        base_url=base_url,
-        min_timestamp=min_timestamp,
-        max_timestamp=max_timestamp,
-        limit=limit,
-        slices=slices,
-        max_concurrency=max_concurrency,
-        json_columns=json_columns,
-        progress=progress,
-        timezone=timezone,
-        environment=environment,
-        client=client,
+    request = reader_request(
+        sql, min_timestamp, max_timestamp, limit, slices, max_concurrency, progress, timezone, environment
     )
-    return arrow_to_pandas(table, dtype_backend, pandas)
+
+    def convert(piece: pa.Table) -> pd.DataFrame:
+        return arrow_to_pandas(owned(piece), dtype_backend, pandas)  # string columns stay Arrow: copy them
+
+    landed = read_landed(request, read_token, base_url, client, json_columns, convert)
+    return _assemble(landed, dtype_backend, pandas)
+
+
+def _assemble(landed: Landed[pd.DataFrame], dtype_backend: DtypeBackend | None, pandas: Any) -> pd.DataFrame:
+    """The landed slices as one frame, JSON columns in their places.
+
+    Concatenating copies the NumPy columns once; Arrow-backed ones (strings) are chained, not copied. Slices
+    without rows are left out, as pandas warns about their dtypes.
+    """
+    filled = [part for part in landed.parts if len(part)] or landed.parts[:1]
+    frame = pandas.concat(filled, ignore_index=True) if len(filled) > 1 else filled[0]
+    filled.clear()
+    landed.parts.clear()
+    if landed.json is not None:
+        decoded = arrow_to_pandas(landed.json, dtype_backend, pandas, release=True)
+        for index, name in enumerate(landed.names):
+            if name in decoded.columns:
+                frame.insert(index, name, decoded[name].set_axis(frame.index))
+    return frame
 
 
 def _nullable_integers(pd_: Any) -> dict[pa.DataType, Any]:
@@ -110,12 +122,17 @@ def _nullable_integers(pd_: Any) -> dict[pa.DataType, Any]:
     }
 
 
-def arrow_to_pandas(table: pa.Table, dtype_backend: DtypeBackend | None, pandas: Any) -> pd.DataFrame:
+def arrow_to_pandas(
+    table: pa.Table, dtype_backend: DtypeBackend | None, pandas: Any, *, release: bool = False
+) -> pd.DataFrame:
     """Convert at the edge, keeping microsecond UTC timestamps and whole numbers whatever the backend.
 
     pyarrow turns an integer column with nulls into float64 (``404`` becomes ``404.0``), also inside the structs
     and lists of decoded JSON. Inside those, integers with nulls become Python ints and None instead
     (``integer_object_nulls``); a column of integers with nulls becomes pandas' nullable integer dtype.
+
+    ``release``: free each Arrow column as soon as it is converted (``table`` is unusable afterwards), so the
+    peak is the frame plus the Arrow table, never both whole twice over.
     """
     pd_ = pandas
     if dtype_backend == "pyarrow":
@@ -127,16 +144,21 @@ def arrow_to_pandas(table: pa.Table, dtype_backend: DtypeBackend | None, pandas:
         pa.float64(): pd_.Float64Dtype(),
         pa.string(): pd_.StringDtype(),
     }
+    special = {}
+    for index, column in enumerate(table.columns):
+        if dtype_backend is None and pa.types.is_integer(column.type) and column.null_count:
+            special[index] = column.to_pandas(types_mapper=integers.get)
+        elif _has_nul_field_name(column.type):  # pyarrow cuts such names at the NUL when it builds dicts
+            special[index] = pd_.Series(column.to_pylist(), dtype=object)
     frame = table.to_pandas(
         types_mapper=nullable.get if dtype_backend == "numpy_nullable" else None,
         integer_object_nulls=True,
         coerce_temporal_nanoseconds=False,
+        split_blocks=release,
+        self_destruct=release,
     )
-    for index, column in enumerate(table.columns):
-        if dtype_backend is None and pa.types.is_integer(column.type) and column.null_count:
-            frame.isetitem(index, column.to_pandas(types_mapper=integers.get))
-        elif _has_nul_field_name(column.type):  # pyarrow cuts such names at the NUL when it builds dicts
-            frame.isetitem(index, pd_.Series(column.to_pylist(), index=frame.index, dtype=object))
+    for index, series in special.items():
+        frame.isetitem(index, series.set_axis(frame.index))
     return frame  # type: ignore[no-any-return]
 
 
