@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import pyarrow as pa
 
 from logfire_io._exceptions import ConfigurationError
-from logfire_io._landing import Landed, owned
 from logfire_io._optional import optional_import
-from logfire_io._read import read_landed, reader_request
+from logfire_io._read import read_logfire_arrow
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
@@ -80,33 +79,22 @@ def read_logfire_pandas(
         msg = f"`dtype_backend` must be None, 'numpy_nullable' or 'pyarrow', got {dtype_backend!r}"
         raise ConfigurationError(msg)
     pandas = _import_pandas()
-    request = reader_request(
-        sql, min_timestamp, max_timestamp, limit, slices, max_concurrency, progress, timezone, environment
+    table = read_logfire_arrow(
+        sql,
+        read_token=read_token,
+        base_url=base_url,
+        min_timestamp=min_timestamp,
+        max_timestamp=max_timestamp,
+        limit=limit,
+        slices=slices,
+        max_concurrency=max_concurrency,
+        json_columns=json_columns,
+        progress=progress,
+        timezone=timezone,
+        environment=environment,
+        client=client,
     )
-
-    def convert(piece: pa.Table) -> pd.DataFrame:
-        return arrow_to_pandas(owned(piece), dtype_backend, pandas)  # string columns stay Arrow: copy them
-
-    landed = read_landed(request, read_token, base_url, client, json_columns, convert)
-    return _assemble(landed, dtype_backend, pandas)
-
-
-def _assemble(landed: Landed[pd.DataFrame], dtype_backend: DtypeBackend | None, pandas: Any) -> pd.DataFrame:
-    """The landed slices as one frame, JSON columns in their places.
-
-    Concatenating copies the NumPy columns once; Arrow-backed ones (strings) are chained, not copied. Slices
-    without rows are left out, as pandas warns about their dtypes.
-    """
-    filled = [part for part in landed.parts if len(part)] or landed.parts[:1]
-    frame = pandas.concat(filled, ignore_index=True) if len(filled) > 1 else filled[0]
-    filled.clear()
-    landed.parts.clear()
-    if landed.json is not None:
-        decoded = arrow_to_pandas(landed.json, dtype_backend, pandas, release=True)
-        for index, name in enumerate(landed.names):
-            if name in decoded.columns:
-                frame.insert(index, name, decoded[name].set_axis(frame.index))
-    return frame
+    return arrow_to_pandas(table, dtype_backend, pandas, release=True)
 
 
 def _nullable_integers(pd_: Any) -> dict[pa.DataType, Any]:
