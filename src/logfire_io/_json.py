@@ -37,7 +37,7 @@ import polars as pl
 from logfire_io._exceptions import ConfigurationError
 from logfire_io.schema import JSON_COLUMNS
 
-__all__ = ["JSONColumns", "JSONDecodeWarning", "decode_json_array", "decode_json_columns", "json_column_names"]
+__all__ = ["JSONColumns", "JSONDecodeWarning", "decode_json_array", "decode_json_columns"]
 
 JSONColumns = Literal["auto"] | Sequence[str] | Mapping[str, pl.DataType] | None
 """``"auto"`` (Logfire's JSON columns present in the result), None (keep text), names, or names to dtypes."""
@@ -629,11 +629,6 @@ def _requested(table: pa.Table, json_columns: JSONColumns) -> dict[str, pl.DataT
         msg = f"`json_columns` names columns that are not text: {not_text}"
         raise ConfigurationError(msg)
     return wanted
-
-
-def json_column_names(table: pa.Table, json_columns: JSONColumns) -> list[str]:
-    """The columns of ``table`` that ``json_columns`` decodes; raises as decoding would for names it lacks."""
-    return list(_requested(table, json_columns))
 
 
 def decode_json_columns(table: pa.Table, json_columns: JSONColumns = "auto") -> pa.Table:

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import polars as pl
 from logfire_io._client import LogfireQueryClient
 from logfire_io._exceptions import ConfigurationError, RowCapError
-from logfire_io._landing import Landed, Part, land, owned
+from logfire_io._json import JSONColumns, decode_json_columns
 from logfire_io._protocol import MAX_LIMIT, checked_window, clamped, resolve_read_token
 from logfire_io._slicing import (
     HISTOGRAM_BUCKETS,
@@ -43,14 +43,11 @@ from logfire_io._sql import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-
-    from logfire_io._json import JSONColumns
+    from collections.abc import Iterator
 
 __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
     "ReadRequest",
-    "assemble_arrow",
     "check_unsliceable",
     "closed_window",
     "concat",
@@ -60,9 +57,7 @@ __all__ = [
     "needs_probe",
     "open_client",
     "read_arrow",
-    "read_landed",
     "read_logfire_arrow",
-    "reader_request",
     "request_table",
     "resumed",
     "service_window",
@@ -496,30 +491,9 @@ def read_arrow(
     json_columns: JSONColumns,
 ) -> pa.Table:
     """Read the whole result as one Arrow table, JSON columns decoded."""
-    return assemble_arrow(read_landed(request, read_token, base_url, client, json_columns, owned))
-
-
-def read_landed(
-    request: ReadRequest,
-    read_token: str | None,
-    base_url: str | None,
-    client: LogfireQueryClient | None,
-    json_columns: JSONColumns,
-    convert: Callable[[pa.Table], Part],
-) -> Landed[Part]:
-    """Read the result, each slice converted by ``convert`` as it lands (see :mod:`logfire_io._landing`)."""
     with open_client(client, read_token, base_url, request.max_concurrency) as active:
-        return land(iter_tables(active, request, owns_client=client is None), json_columns, convert)
-
-
-def assemble_arrow(landed: Landed[pa.Table]) -> pa.Table:
-    """The landed slices as one table, JSON columns in their places, without copying."""
-    rest = concat(landed.parts)
-    if landed.json is None:
-        return rest
-    sources = {name: table for table in (rest, landed.json) for name in table.column_names}
-    schema = pa.schema([sources[name].schema.field(name) for name in landed.names])
-    return pa.Table.from_arrays([sources[name].column(name) for name in landed.names], schema=schema)
+        tables = list(iter_tables(active, request, owns_client=client is None))
+    return decode_json_columns(concat(tables), json_columns)
 
 
 def read_logfire_arrow(
@@ -561,25 +535,7 @@ def read_logfire_arrow(
     >>> table.num_rows == count > 10_000
     True
     """
-    request = reader_request(
-        sql, min_timestamp, max_timestamp, limit, slices, max_concurrency, progress, timezone, environment
-    )
-    return read_arrow(request, read_token=read_token, base_url=base_url, client=client, json_columns=json_columns)
-
-
-def reader_request(
-    sql: str,
-    min_timestamp: datetime | None,
-    max_timestamp: datetime | None,
-    limit: int | None,
-    slices: int | timedelta | None,
-    max_concurrency: int | None,
-    progress: bool | None,
-    timezone: str | None,
-    environment: str | list[str] | None,
-) -> ReadRequest:
-    """The request of a reader's arguments (``max_concurrency`` None: the default)."""
-    return ReadRequest(
+    request = ReadRequest(
         sql,
         min_timestamp,
         max_timestamp,
@@ -590,3 +546,4 @@ def reader_request(
         timezone,
         environment,
     )
+    return read_arrow(request, read_token=read_token, base_url=base_url, client=client, json_columns=json_columns)

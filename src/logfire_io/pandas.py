@@ -94,7 +94,7 @@ def read_logfire_pandas(
         environment=environment,
         client=client,
     )
-    return arrow_to_pandas(table, dtype_backend, pandas, release=True)
+    return arrow_to_pandas(table, dtype_backend, pandas)
 
 
 def _nullable_integers(pd_: Any) -> dict[pa.DataType, Any]:
@@ -110,17 +110,12 @@ def _nullable_integers(pd_: Any) -> dict[pa.DataType, Any]:
     }
 
 
-def arrow_to_pandas(
-    table: pa.Table, dtype_backend: DtypeBackend | None, pandas: Any, *, release: bool = False
-) -> pd.DataFrame:
+def arrow_to_pandas(table: pa.Table, dtype_backend: DtypeBackend | None, pandas: Any) -> pd.DataFrame:
     """Convert at the edge, keeping microsecond UTC timestamps and whole numbers whatever the backend.
 
     pyarrow turns an integer column with nulls into float64 (``404`` becomes ``404.0``), also inside the structs
     and lists of decoded JSON. Inside those, integers with nulls become Python ints and None instead
     (``integer_object_nulls``); a column of integers with nulls becomes pandas' nullable integer dtype.
-
-    ``release``: free each Arrow column as soon as it is converted (``table`` is unusable afterwards), so the
-    peak is the frame plus the Arrow table, never both whole twice over.
     """
     pd_ = pandas
     if dtype_backend == "pyarrow":
@@ -132,21 +127,16 @@ def arrow_to_pandas(
         pa.float64(): pd_.Float64Dtype(),
         pa.string(): pd_.StringDtype(),
     }
-    special = {}
-    for index, column in enumerate(table.columns):
-        if dtype_backend is None and pa.types.is_integer(column.type) and column.null_count:
-            special[index] = column.to_pandas(types_mapper=integers.get)
-        elif _has_nul_field_name(column.type):  # pyarrow cuts such names at the NUL when it builds dicts
-            special[index] = pd_.Series(column.to_pylist(), dtype=object)
     frame = table.to_pandas(
         types_mapper=nullable.get if dtype_backend == "numpy_nullable" else None,
         integer_object_nulls=True,
         coerce_temporal_nanoseconds=False,
-        split_blocks=release,
-        self_destruct=release,
     )
-    for index, series in special.items():
-        frame.isetitem(index, series.set_axis(frame.index))
+    for index, column in enumerate(table.columns):
+        if dtype_backend is None and pa.types.is_integer(column.type) and column.null_count:
+            frame.isetitem(index, column.to_pandas(types_mapper=integers.get))
+        elif _has_nul_field_name(column.type):  # pyarrow cuts such names at the NUL when it builds dicts
+            frame.isetitem(index, pd_.Series(column.to_pylist(), index=frame.index, dtype=object))
     return frame  # type: ignore[no-any-return]
 
 

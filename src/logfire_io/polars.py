@@ -10,22 +10,21 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
 from polars.io.plugins import register_io_source
 
 import polars as pl
 from logfire_io._exceptions import ConfigurationError
 from logfire_io._json import JSONColumns, decode_json_columns
-from logfire_io._landing import owned
 from logfire_io._predicate import Pushdown, translate
-from logfire_io._read import DEFAULT_MAX_CONCURRENCY, ReadRequest, iter_tables, open_client, read_landed, reader_request
+from logfire_io._read import DEFAULT_MAX_CONCURRENCY, ReadRequest, iter_tables, open_client, read_logfire_arrow
 from logfire_io._splice import statement_text
 from logfire_io._sql import output_order, probe_sql, quote_identifier
 from logfire_io.schema import LEVEL_NAMES, TABLE_SCHEMAS, TIME_COLUMNS
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
+
+    import pyarrow as pa
 
     from logfire_io._client import LogfireQueryClient
 
@@ -76,34 +75,22 @@ def read_logfire(
     >>> df.select(pl.col("attributes").struct.field("http.route")).null_count().item()
     0
     """
-    request = reader_request(
-        sql, min_timestamp, max_timestamp, limit, slices, max_concurrency, progress, timezone, environment
+    table = read_logfire_arrow(
+        sql,
+        read_token=read_token,
+        base_url=base_url,
+        min_timestamp=min_timestamp,
+        max_timestamp=max_timestamp,
+        limit=limit,
+        slices=slices,
+        max_concurrency=max_concurrency,
+        json_columns=json_columns,
+        progress=progress,
+        timezone=timezone,
+        environment=environment,
+        client=client,
     )
-    landed = read_landed(request, read_token, base_url, client, json_columns, _own_frame)
-    rest = [part for part in landed.parts if part.width]
-    frames = [pl.concat(rest, how="vertical_relaxed", rechunk=False)] if rest else []
-    if landed.json is not None:
-        frames.append(_frame(landed.json))
-    columns = {series.name: series for frame in frames for series in frame.get_columns()}
-    return pl.DataFrame([columns[name] for name in landed.names])
-
-
-def _frame(table: pa.Table) -> pl.DataFrame:
     return pl.from_arrow(table, rechunk=False)  # type: ignore[return-value]
-
-
-def _own_frame(piece: pa.Table) -> pl.DataFrame:
-    """A landed slice as a frame of its own (see :mod:`logfire_io._landing`), sharing its copy's buffers.
-
-    Strings are handed over as views, polars' own layout, so polars builds none and keeps no offsets alive.
-    """
-    table = owned(piece)
-    columns = [pc.cast(c, pa.string_view()) if _is_plain_text(c.type) else c for c in table.columns]
-    return _frame(pa.Table.from_arrays(columns, names=table.column_names))
-
-
-def _is_plain_text(type_: pa.DataType) -> bool:
-    return pa.types.is_string(type_) or pa.types.is_large_string(type_)
 
 
 def _polars_schema(schema: pa.Schema) -> pl.Schema:
@@ -246,7 +233,8 @@ def scan_logfire(
         remaining = n_rows
         with open_client(client, read_token, base_url, request.max_concurrency) as active:
             for piece in iter_tables(active, request, owns_client=client is None):
-                frame = _own_frame(decode_json_columns(piece, dict(json_columns or {})))
+                frame = pl.from_arrow(decode_json_columns(piece, dict(json_columns or {})), rechunk=False)
+                assert isinstance(frame, pl.DataFrame)
                 if predicate is not None:
                     frame = frame.filter(predicate)
                 frame = frame.select(columns)
