@@ -400,9 +400,12 @@ def _unsliceable(client: LogfireQueryClient, request: ReadRequest, query: Slicea
 def iter_tables(client: LogfireQueryClient, request: ReadRequest, *, owns_client: bool) -> Iterator[pa.Table]:
     """The result in pieces, in the query's order, ``limit`` applied: one table per slice as slices arrive.
 
-    A query ordered other than by its time column is merged and sorted once every slice has arrived, then
-    comes as one table. When the read stops early (an error, Ctrl-C), in-flight requests are cut by closing
-    the client if ``owns_client``; a caller's client is left open and its in-flight requests are waited for.
+    The first request asks for the whole window; for a plain query (:func:`first_sql`) it asks for the window's
+    first rows in time order, so a full answer is not wasted: its rows before its last row's time are yielded,
+    and only the rest is planned. A query ordered other than by its time column is merged and sorted once every
+    slice has arrived, then comes as one table. When the read stops early (an error, Ctrl-C), in-flight requests
+    are cut by closing the client if ``owns_client``; a caller's client is left open and its in-flight requests
+    are waited for.
 
     Raises
     ------
