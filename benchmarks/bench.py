@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve()
 END = datetime(2026, 1, 1, tzinfo=UTC)
 SPAN = timedelta(days=2)
 MB = 1024 * 1024
-BULK_VARIANTS = ["official_loop", "ours_default", "ours_c1", "ours_c4", "ours_c16"]
+BULK_VARIANTS = ["official_loop", "ours_default", "ours_pandas", "ours_c1", "ours_c4", "ours_c16"]
 
 
 # ---------------------------------------------------------------------------------------------- child variants
@@ -58,8 +58,9 @@ def _variant(name: str, base_url: str, token: str, rows: int) -> dict[str, Any]:
             with logfire_io.LogfireQueryClient(token, base_url=base_url) as client:
                 frame = pl.from_arrow(client.query_arrow("SELECT * FROM records_all", low, high, 10_000))
         else:
-            concurrency = {"ours_default": None, "ours_c1": 1, "ours_c4": 4, "ours_c16": 16}[name]
-            frame = logfire_io.read_logfire(
+            concurrency = {"ours_default": None, "ours_pandas": None, "ours_c1": 1, "ours_c4": 4, "ours_c16": 16}[name]
+            reader = logfire_io.read_logfire_pandas if name == "ours_pandas" else logfire_io.read_logfire
+            result = reader(
                 "SELECT * FROM records_all",
                 read_token=token,
                 base_url=base_url,
@@ -69,6 +70,10 @@ def _variant(name: str, base_url: str, token: str, rows: int) -> dict[str, Any]:
                 json_columns=None,
                 progress=False,
             )
+            if name == "ours_pandas":
+                elapsed = time.perf_counter() - started  # before measuring the frame, which walks every string
+                return _result(name, elapsed, first_batch, len(result), result.memory_usage(deep=True).sum())
+            frame = result
     else:
         from logfire.query_client import LogfireQueryClient
 
@@ -94,13 +99,18 @@ def _variant(name: str, base_url: str, token: str, rows: int) -> dict[str, Any]:
                     print(f"warning: {full} windows hit the cap; the official loop lost rows", file=sys.stderr)
     elapsed = time.perf_counter() - started
     assert isinstance(frame, pl.DataFrame)
+    return _result(name, elapsed, first_batch, frame.height, frame.estimated_size())
+
+
+def _result(name: str, elapsed: float, first_batch: float | None, rows: int, frame_bytes: int) -> dict[str, Any]:
+    """A variant's figures; a pandas frame's size is ``memory_usage(deep=True)``, polars' ``estimated_size()``."""
     return {
         "variant": name,
         "seconds": elapsed,
         "first_batch_seconds": first_batch if first_batch is not None else elapsed,
-        "rows": frame.height,
+        "rows": rows,
         "peak_rss_mb": _peak_rss_mb(),
-        "frame_mb": frame.estimated_size() / MB,
+        "frame_mb": frame_bytes / MB,
     }
 
 
@@ -164,6 +174,7 @@ def bench_reads(srv: Any, rows: int, variants: list[str], title: str) -> str:
             f"{baseline['seconds'] / r['seconds']:.1f}x",
             f"{r['first_batch_seconds']:.3f}",
             str(r["requests"]),
+            f"{r['requests'] * 1_000_000 / max(r['rows'], 1):.0f}",
             f"{r['peak_rss_mb']:.0f}",
             f"{r['frame_mb']:.0f}",
             f"{r['peak_rss_mb'] / r['frame_mb']:.2f}",
@@ -177,6 +188,7 @@ def bench_reads(srv: Any, rows: int, variants: list[str], title: str) -> str:
         "speed-up vs official",
         "first batch (s)",
         "requests",
+        "requests / 1M rows",
         "peak RSS (MB)",
         "frame (MB)",
         "RSS / frame",

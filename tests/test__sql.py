@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlglot
 
-from logfire_io._sql import analyze, bounded, histogram_sql, stats_sql
+from logfire_io._sql import analyze, bounded, first_rows_sql, histogram_sql, stats_sql
 
 LOW, HIGH = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
 
@@ -118,3 +118,30 @@ def test_planning_queries_splice_the_users_from_and_where() -> None:
         assert 'FROM (\nSELECT "r"."start_timestamp" AS __logfire_t FROM ' in text
         assert "r WHERE to_char(start_timestamp, '%H') = '01' \n) AS __logfire_q" in text
         assert "upper" not in text  # the projection and ORDER BY are not needed to count rows
+
+
+def test_first_rows_sql_appends_the_driving_time_and_orders_by_it_when_unordered() -> None:
+    sql = "SELECT span_id FROM records WHERE level > 9 -- note\n;"
+    assert first_rows_sql(analyze(sql), None, None) == (
+        'SELECT span_id , "records"."start_timestamp" AS __logfire_t FROM records WHERE level > 9 '
+        "ORDER BY __logfire_t -- note\n;"
+    )
+    ordered = "SELECT span_id, start_timestamp AS t FROM records ORDER BY t, span_id"
+    assert first_rows_sql(analyze(ordered), None, None) == (
+        'SELECT span_id, start_timestamp AS t , "records"."start_timestamp" AS __logfire_t FROM records '
+        "ORDER BY t, span_id"
+    )
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT r.span_id FROM records r JOIN records p ON p.span_id = r.parent_span_id",  # a row per partner
+        "SELECT * FROM (SELECT * FROM records) x",  # the driving SELECT is nested
+        "SELECT span_id, duration FROM records ORDER BY duration",  # first rows by duration, not by time
+        "SELECT span_id, start_timestamp FROM records ORDER BY start_timestamp DESC",
+    ],
+)
+def test_first_rows_are_kept_only_where_that_is_exact(sql: str) -> None:
+    assert analyze(sql).sliceable
+    assert first_rows_sql(analyze(sql), None, None) is None

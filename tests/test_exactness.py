@@ -385,3 +385,47 @@ def test_a_sort_on_a_nested_column_is_refused_before_any_slice_is_fetched(oracle
     with pytest.raises(ConfigurationError, match="cannot sort"):
         _read(oracle_server, "SELECT span_id, tags FROM records ORDER BY tags", slices=3)
     assert len(sent()) == 1  # only the zero-row probe that tells the column's type
+
+
+def test_a_full_first_answer_is_kept_and_its_rows_are_not_fetched_again(oracle_server: LocalLogfire) -> None:
+    sent = SentQueries(oracle_server)
+    _check(
+        oracle_server, "SELECT span_id, start_timestamp FROM records_all", [], min_timestamp=START, max_timestamp=END
+    )
+    first, *rest = sent()
+    assert "__logfire_t" in first.sql
+    assert first.limit == logfire_io.MAX_LIMIT
+    times = sorted(RECORDS.column("start_timestamp").to_pylist())
+    resume_at = times[logfire_io.MAX_LIMIT - 1]
+    assert times.index(resume_at) > 8_000  # the rows kept from the first answer (the rest sit on the DST burst)
+    # Every later request (planning and slices) covers only what the first answer left: the hint is a
+    # microsecond wider than the SQL's own bounds.
+    assert rest
+    assert all(q.min_timestamp is not None and q.min_timestamp >= resume_at - US for q in rest)
+    assert min(q.min_timestamp for q in rest if q.min_timestamp) == resume_at - US
+
+
+_KEPT_FIRST = [
+    ("SELECT span_id, start_timestamp FROM records_all", []),
+    ("SELECT span_id FROM records r WHERE r.level >= 13 OR r.duration IS NULL", []),
+    ("SELECT span_id, start_timestamp AS t, duration FROM records ORDER BY t, duration DESC", ["t", "duration"]),
+    ("SELECT * FROM records_all r WHERE r.duration > 0.1 ORDER BY r.start_timestamp", ["start_timestamp"]),
+    ("SELECT span_id FROM records r WHERE r.parent_span_id IN (SELECT span_id FROM records_all WHERE level > 9)", []),
+]
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    query=st.sampled_from(_KEPT_FIRST),
+    low=st.one_of(st.none(), _instants()),
+    high=st.one_of(st.none(), _instants()),
+)
+def test_a_read_that_keeps_its_first_answer_equals_the_unsplit_query(
+    oracle_server: LocalLogfire, query: tuple[str, list[str]], low: datetime | None, high: datetime | None
+) -> None:
+    if low is not None and high is not None and low >= high:
+        low, high = high, low + US
+    sql, order_by = query
+    sent = SentQueries(oracle_server)
+    _check(oracle_server, sql, order_by, min_timestamp=low, max_timestamp=high)
+    event("kept a full first answer" if len(sent()) > 1 else "one request")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -37,7 +38,7 @@ def test_a_read_sends_exactly_the_planned_requests(
     texts = [q.sql for q in sent()]
     assert planned.sliceable
     assert len(texts) == planned.requests
-    assert sorted(texts[-planned.slices.height :]) == sorted(planned.slices["sql"].to_list())  # fetched in parallel
+    assert Counter(planned.slices["sql"].to_list()) <= Counter(texts)  # in any order: slices come in parallel
     assert planned.estimated_rows is not None
     if limit is None and "ORDER BY" not in sql and "WHERE" not in sql:
         assert planned.estimated_rows == table.num_rows == DEMO_ROWS

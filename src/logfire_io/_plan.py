@@ -21,10 +21,12 @@ from logfire_io._read import (
     ReadRequest,
     check_unsliceable,
     closed_window,
+    first_sql,
     histogram,
     needs_probe,
     open_client,
     request_table,
+    resumed,
     service_window,
     slice_sql,
     tries_whole_first,
@@ -170,6 +172,33 @@ def _fetched(
     return fetched
 
 
+def _first_answer(
+    client: LogfireQueryClient, request: ReadRequest, query: SliceableQuery, kept_sql: str | None
+) -> tuple[int, tuple[datetime, datetime, int] | None]:
+    """What the read's first request would answer, by one aggregate (no row read).
+
+    Its rows, and for a full answer to ``kept_sql`` the first row's time, the time the read resumes at and the
+    rows kept before it.
+
+    Without ``kept_sql`` (a query whose first rows a read cannot keep) only the rows are counted.
+    """
+    own = (request.min_timestamp, request.max_timestamp)
+    if kept_sql is None:
+        return _count(client, request, query, whole_sql(query, request), *own), None
+    hint = service_window(request, query, *own)
+    first = (
+        f"SELECT __logfire_t AS t FROM (\n{statement_text(kept_sql)}\n) AS __logfire_q "
+        f"ORDER BY __logfire_t LIMIT {MAX_LIMIT}"
+    )
+    sql = (
+        "SELECT count(*) AS n, min(t) AS lo, max(t) AS hi, sum(CASE WHEN t < last THEN 1 ELSE 0 END) AS kept "
+        f"FROM (SELECT t, max(t) OVER () AS last FROM (\n{first}\n) AS __logfire_f) AS __logfire_w"
+    )
+    answer = request_table(client, request, sql, 1, hint).to_pylist()[0]
+    full = answer["n"] >= MAX_LIMIT
+    return answer["n"], (answer["lo"], answer["hi"], answer["kept"]) if full else None
+
+
 def build_plan(client: LogfireQueryClient, request: ReadRequest) -> ReadPlan:
     """The plan of ``request``, asking the service only for aggregates; it mirrors :func:`iter_tables` step by step."""
     query = analyze(request.sql)
@@ -179,13 +208,20 @@ def build_plan(client: LogfireQueryClient, request: ReadRequest) -> ReadPlan:
         return ReadPlan(False, query.reason, None, None, 1, _frame([(*own, None, unsplit_sql(query, request)[0])]))
     whole = whole_sql(query, request)
     requests = 0
+    first: list[tuple[datetime | None, datetime | None, int | None, str]] = []
     if tries_whole_first(request):
         requests += 1
-        rows = _count(client, request, query, whole, *own)
+        kept_sql = first_sql(query, request)
+        rows, kept = _first_answer(client, request, query, kept_sql)
         if request.limit is not None or rows < MAX_LIMIT:
             rows = min(rows, request.limit or rows)
             low, high = own
-            return ReadPlan(True, None, (low, high) if low and high else None, rows, 1, _frame([(*own, rows, whole)]))
+            sql = kept_sql or whole
+            return ReadPlan(True, None, (low, high) if low and high else None, rows, 1, _frame([(*own, rows, sql)]))
+        if kept_sql is not None and kept is not None:
+            first_low, resume_at, kept_rows = kept
+            first = [(request.min_timestamp or first_low, resume_at, kept_rows, kept_sql)]
+            request = resumed(request, resume_at)
     elif needs_probe(query):
         requests += 1
     requests += request.min_timestamp is None or request.max_timestamp is None
@@ -204,8 +240,9 @@ def build_plan(client: LogfireQueryClient, request: ReadRequest) -> ReadPlan:
         (p.low, p.high, MAX_LIMIT if full else n, slice_sql(query, request, p))
         for (p, full), n in zip(fetched, estimates, strict=True)
     ]
-    total = sum(counts.values())
-    return ReadPlan(True, None, (window.low, window.high), total, requests + len(fetched), _frame(rows))
+    total = sum(counts.values()) + sum(n for _, _, n, _ in first)
+    low = first[0][0] if first else window.low
+    return ReadPlan(True, None, (low, window.high), total, requests + len(fetched), _frame([*first, *rows]))
 
 
 def plan(

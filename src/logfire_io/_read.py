@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import numbers
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import httpx
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 import polars as pl
 from logfire_io._client import LogfireQueryClient
@@ -31,7 +32,15 @@ from logfire_io._slicing import (
     pack_histogram,
     plan_slices,
 )
-from logfire_io._sql import SliceableQuery, analyze, bounded, histogram_sql, probe_sql, stats_sql
+from logfire_io._sql import (
+    SliceableQuery,
+    analyze,
+    bounded,
+    first_rows_sql,
+    histogram_sql,
+    probe_sql,
+    stats_sql,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -42,6 +51,7 @@ __all__ = [
     "check_unsliceable",
     "closed_window",
     "concat",
+    "first_sql",
     "histogram",
     "iter_tables",
     "needs_probe",
@@ -49,6 +59,7 @@ __all__ = [
     "read_arrow",
     "read_logfire_arrow",
     "request_table",
+    "resumed",
     "service_window",
     "slice_sql",
     "tries_whole_first",
@@ -233,6 +244,30 @@ def whole_sql(query: SliceableQuery, request: ReadRequest) -> str:
     return bounded(query, *_own_window(request), _others_window(request))
 
 
+def first_sql(query: SliceableQuery, request: ReadRequest) -> str | None:
+    """The SQL of a first request whose rows are kept if the window needs slicing; None when they could not be."""
+    return None if request.limit is not None else first_rows_sql(query, *_own_window(request), _others_window(request))
+
+
+def split_first(answer: pa.Table) -> tuple[pa.Table, datetime | None]:
+    """An answer to :func:`first_sql` without its time column: its complete rows, and where the read resumes.
+
+    An answer under the cap is the whole result (resume at None). A full one is cut before its last row's time:
+    rows at that instant may continue past the cap, so they are read again with the rest, from that instant on.
+    """
+    rows = answer.remove_column(answer.num_columns - 1)
+    if answer.num_rows < MAX_LIMIT:
+        return rows, None
+    times = answer.column(answer.num_columns - 1).cast(pa.timestamp("us", "UTC"))
+    complete = pc.sum(pc.less(times, times[-1])).as_py() or 0
+    return rows.slice(0, complete), times[-1].as_py()
+
+
+def resumed(request: ReadRequest, low: datetime) -> ReadRequest:
+    """``request`` from ``low`` on: what is left once the rows before ``low`` are kept."""
+    return replace(request, min_timestamp=low, whole_window=_others_window(request))
+
+
 def slice_sql(query: SliceableQuery, request: ReadRequest, piece: Slice) -> str:
     """The SQL a slice request sends: the driving table bounded to ``piece``, others to the whole window."""
     return bounded(query, piece.low, piece.high, _others_window(request))
@@ -365,9 +400,12 @@ def _unsliceable(client: LogfireQueryClient, request: ReadRequest, query: Slicea
 def iter_tables(client: LogfireQueryClient, request: ReadRequest, *, owns_client: bool) -> Iterator[pa.Table]:
     """The result in pieces, in the query's order, ``limit`` applied: one table per slice as slices arrive.
 
-    A query ordered other than by its time column is merged and sorted once every slice has arrived, then
-    comes as one table. When the read stops early (an error, Ctrl-C), in-flight requests are cut by closing
-    the client if ``owns_client``; a caller's client is left open and its in-flight requests are waited for.
+    The first request asks for the whole window; for a plain query (:func:`first_sql`) it asks for the window's
+    first rows in time order, so a full answer is not wasted: its rows before its last row's time are yielded,
+    and only the rest is planned. A query ordered other than by its time column is merged and sorted once every
+    slice has arrived, then comes as one table. When the read stops early (an error, Ctrl-C), in-flight requests
+    are cut by closing the client if ``owns_client``; a caller's client is left open and its in-flight requests
+    are waited for.
 
     Raises
     ------
@@ -383,13 +421,22 @@ def iter_tables(client: LogfireQueryClient, request: ReadRequest, *, owns_client
         return
     whole = whole_sql(query, request)
     whole_hint = service_window(request, query, *_own_window(request))
-    first = None
+    first, resume_at = None, None
     if tries_whole_first(request):
-        first = _check_names(request_table(client, request, whole, request.limit or MAX_LIMIT, whole_hint))
-        if request.limit is not None or first.num_rows < MAX_LIMIT:
+        kept_sql = first_sql(query, request)
+        answer = request_table(client, request, kept_sql or whole, request.limit or MAX_LIMIT, whole_hint)
+        if kept_sql is not None:
+            answer, resume_at = split_first(answer)
+        first = _check_names(answer)
+        del answer
+        done = request.limit is not None or (resume_at is None and first.num_rows < MAX_LIMIT)
+        if done or resume_at is not None:
             request.stats.rows += first.num_rows
             yield first
+        if done:
             return
+        if resume_at is not None:  # the rows before it are read: plan only the rest
+            first, request = None, resumed(request, resume_at)
     sort_keys: list[SortKey] = []
     if needs_probe(query):
         if first is None:
@@ -397,7 +444,8 @@ def iter_tables(client: LogfireQueryClient, request: ReadRequest, *, owns_client
         sort_keys = _sort_keys(query, first.schema)
     plan = _slices_to_read(client, request, query)
     if plan is None:
-        yield _check_names(request_table(client, request, whole, 1, whole_hint))
+        if resume_at is None:  # nothing yielded yet: an empty answer still has the result's columns
+            yield _check_names(request_table(client, request, whole, 1, whole_hint))
         return
 
     def fetch(piece: Slice) -> pa.Table:

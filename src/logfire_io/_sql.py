@@ -32,6 +32,7 @@ __all__ = [
     "SliceableQuery",
     "analyze",
     "bounded",
+    "first_rows_sql",
     "histogram_sql",
     "output_order",
     "probe_sql",
@@ -183,6 +184,8 @@ class SliceableQuery:
     _others: tuple[_TableRef, ...] = ()
     _select: tuple[int, int, int, int, int] | None = None
     """The driving SELECT's text: start, projection start and end, ORDER BY start (or end), end."""
+    _plain: bool = False
+    """Whether the driving SELECT is the whole query, without a join: its output rows are its driving rows."""
 
     @property
     def sliceable(self) -> bool:
@@ -423,6 +426,7 @@ def analyze(sql: str) -> SliceableQuery:
         driving,
         tuple(r for r in refs if r is not driving),
         span,
+        _plain=target is tree and not tree.args.get("joins"),
     )
 
 
@@ -521,6 +525,30 @@ def histogram_sql(
     rows = _driving_rows(query, low, high, window or (low, high))
     bucket = f"date_bin(INTERVAL '{width_us} microseconds', {_TIME_ALIAS}, {_timestamp(low)})"
     return f"SELECT {bucket} AS b, count(*) AS n FROM (\n{rows}\n) AS __logfire_q GROUP BY 1"
+
+
+def first_rows_sql(
+    query: SliceableQuery, low: datetime | None, high: datetime | None, window: tuple | None = None
+) -> str | None:
+    """``bounded(query, low, high, window)`` in time order, the driving time appended as ``__logfire_t``; or None.
+
+    Asked with a limit, it answers the window's first rows in time order, so every row before the last one's
+    time is complete and kept. None where that does not hold exactly: a nested or joined driving SELECT (its
+    output rows are not its driving rows, one each) or an ORDER BY whose first key is not the time ascending.
+    """
+    if not query._plain or (query.order_by and not query.time_ordered):
+        return None
+    assert query._select is not None
+    assert query._driving is not None
+    _, _, projection_end, order_start, end = query._select
+    time = f"{query._driving.reference}.{quote_identifier(query.time_column or '')}"
+    edits = [
+        *_edits(query, low, high, window or (low, high)),
+        Edit(projection_end, projection_end, f", {time} AS {_TIME_ALIAS} "),
+    ]
+    if order_start == end:  # no ORDER BY: time order is one of the orders the query allows
+        edits.append(Edit(end, end, f" ORDER BY {_TIME_ALIAS}"))
+    return apply_edits(query.sql, edits)
 
 
 def probe_sql(sql: str) -> str:
