@@ -8,7 +8,7 @@ sleep, read a body) and is driven by the sync or the async client, which only do
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, Literal, Self
@@ -465,8 +465,14 @@ class LogfireQueryClient(_BaseQueryClient):
         >>> table.column_names
         ['level', 'n']
         """
-        query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
-        _, table = self._drive(self._flow(query, "arrow", "arrow"))
+        return self._checked_arrow(Query(sql, min_timestamp, max_timestamp, limit, timezone, environment))
+
+    def _checked_arrow(self, query: Query, check: Callable[[pa.Table], str | None] = lambda _: None) -> pa.Table:
+        """``query_arrow`` of an answer that must also pass ``check`` (its problem, or None) to be returned."""
+        response, table = self._drive(self._flow(query, "arrow", "arrow"))
+        problem = check(table)
+        if problem is not None:
+            raise invalid_body(response, problem, self.read_token)
         return table  # type: ignore[no-any-return]
 
     @documented
