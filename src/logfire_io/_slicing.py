@@ -255,12 +255,14 @@ def fetch_slices(
     stats: ReadStats,
     progress: Progress,
     abort: Callable[[], None],
+    release: Callable[[], None] = lambda: None,
 ) -> Generator[tuple[Slice, pa.Table], None, None]:
     """Fetch ``plan`` with at most ``max_concurrency`` requests in flight; yield results in time order.
 
     Requests are issued lazily, a bounded window ahead of the consumer. A slice that comes back full is
     replaced by its two halves. On any exit before the end (an error, Ctrl-C, the consumer stopping),
-    queued slices are cancelled, ``abort`` is called to cut in-flight requests, and no thread is left behind.
+    queued slices are cancelled, ``abort`` is called to cut in-flight requests, no thread is left behind, and
+    ``release`` is called once every request thread has finished, to close what they opened while being cut.
     """
     entries: deque[list] = deque([s, None] for s in plan)
     stats.slices_planned += len(plan)
@@ -320,4 +322,6 @@ def fetch_slices(
                     future.cancel()
             abort()
         pool.shutdown(wait=True, cancel_futures=True)
+        if not finished:
+            release()
         progress.update(stats, final=True)
