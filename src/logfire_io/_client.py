@@ -41,6 +41,7 @@ from logfire_io._protocol import (
     scrub,
     split_timeout,
     unexpected_body,
+    v1_shape_problem,
     v2_shape_problem,
 )
 
@@ -242,20 +243,23 @@ class _BaseQueryClient:
         except orjson.JSONDecodeError:
             raise unexpected_body(response, "JSON", body, self.read_token) from None
 
-    def _rows_result(self, response: httpx.Response, body: bytes) -> dict[str, Any]:
+    def _shaped_json(self, response: httpx.Response, body: bytes, *, rows: bool) -> Any:
+        """The JSON body, refused unless it has the documented shape of its API version."""
         data = self._json(response, body)
-        if self._version == "v2":
-            problem = v2_shape_problem(data)
-            if problem is not None:
-                msg = f"the v2 JSON body is not in the documented shape: {problem}"
-                raise invalid_body(response, msg, self.read_token)
-            return rows_result_from_v2(data)
-        return data  # type: ignore[no-any-return]
+        problem = v2_shape_problem(data) if self._version == "v2" else v1_shape_problem(data, rows=rows)
+        if problem is not None:
+            msg = f"the {self._version} JSON body is not in the documented shape: {problem}"
+            raise invalid_body(response, msg, self.read_token)
+        return data
+
+    def _rows_result(self, response: httpx.Response, body: bytes) -> dict[str, Any]:
+        data = self._shaped_json(response, body, rows=True)
+        return rows_result_from_v2(data) if self._version == "v2" else data  # type: ignore[no-any-return]
 
     def _columns_result(self, response: httpx.Response, body: bytes) -> dict[str, Any]:
-        return (
-            rows_to_columns(self._rows_result(response, body)) if self._version == "v2" else self._json(response, body)
-        )
+        if self._version == "v2":
+            return rows_to_columns(self._rows_result(response, body))
+        return self._shaped_json(response, body, rows=False)  # type: ignore[no-any-return]
 
 
 class _Body:

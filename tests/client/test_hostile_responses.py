@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import re
 import struct
 import time
 import tracemalloc
@@ -186,6 +187,51 @@ def test_13_v2_json_of_the_wrong_shape(hostile: Hostile, body: object, method: s
     hostile.serve(Answer(orjson.dumps(body), headers=JSON))
     with _client(hostile) as client, pytest.raises(UnexpectedResponseError, match="not in the documented shape"):
         getattr(client, method)("SELECT 1")
+
+
+V1_COLUMN = {"name": "x", "nullable": False, "datatype": "Int64"}
+
+
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [
+        ("query_json", {"columns": [V1_COLUMN | {"values": [1, 2]}, {"name": "y", "values": [1]}]}),
+        ("query_json", {"columns": [V1_COLUMN | {"values": "12"}]}),
+        ("query_json", {"columns": [V1_COLUMN]}),
+        ("query_json", {"columns": [{"name": 3, "values": []}]}),
+        ("query_json", {"columns": {"x": [1]}}),
+        ("query_json", [[1, 2]]),
+        ("query_json_rows", {"columns": [V1_COLUMN], "rows": None}),
+        ("query_json_rows", {"columns": [V1_COLUMN], "rows": [[1]]}),
+        ("query_json_rows", {"columns": [None], "rows": []}),
+        ("query_json_rows", {"rows": []}),
+    ],
+)
+def test_13_v1_json_of_the_wrong_shape(hostile: Hostile, body: object, method: str) -> None:
+    import orjson
+
+    hostile.serve(Answer(orjson.dumps(body), headers=JSON))
+    with _client(hostile, api_version="v1") as client, pytest.raises(UnexpectedResponseError) as caught:
+        getattr(client, method)("SELECT 1")
+    assert re.search(r"GET http://127\.0\.0\.1:\d+/v1/query was refused: the v1 JSON body is not in", str(caught.value))
+
+
+@pytest.mark.parametrize("method", ["query_json", "query_json_rows"])
+def test_13_v1_json_of_the_documented_shape_is_read(hostile: Hostile, method: str) -> None:
+    """The control: the spec's v1 examples (tests/fixtures' shapes) are returned unchanged."""
+    import orjson
+
+    columns = {
+        "columns": [
+            V1_COLUMN | {"values": [1, 2]},
+            {"name": "y", "nullable": True, "datatype": "Utf8", "values": ["a", None]},
+        ]
+    }
+    rows = {"columns": [V1_COLUMN], "rows": [{"x": 1}, {"x": 2}]}
+    body = columns if method == "query_json" else rows
+    hostile.serve(Answer(orjson.dumps(body), headers=JSON))
+    with _client(hostile, api_version="v1") as client:
+        assert getattr(client, method)("SELECT 1") == body
 
 
 def test_13_csv_that_is_not_utf8(hostile: Hostile) -> None:
