@@ -265,10 +265,10 @@ class _BaseQueryClient:
 class _Body:
     """A whole body gathered from decoded chunks: joined bytes, or an Arrow table decoded as the chunks arrive."""
 
-    def __init__(self, kind: Literal["bytes", "arrow"], max_rows: int) -> None:
+    def __init__(self, kind: Literal["bytes", "arrow"], max_rows: int, max_bytes: int) -> None:
         self._chunks: list[bytes] = []
         self._batches: list[pa.RecordBatch] = []
-        self._decoder = ArrowStreamDecoder(max_rows) if kind == "arrow" else None
+        self._decoder = ArrowStreamDecoder(max_rows, max_bytes) if kind == "arrow" else None
 
     def add(self, chunk: bytes) -> None:
         if self._decoder is None:
@@ -346,7 +346,8 @@ class LogfireQueryClient(_BaseQueryClient):
         """The body as bytes or an Arrow table, or the exception that stopped reading it."""
         try:
             try:
-                reader, body = self._reader(step.response, step.started), _Body(step.kind, step.max_rows)
+                reader = self._reader(step.response, step.started)
+                body = _Body(step.kind, step.max_rows, self._limits.max_bytes)
                 for raw in step.response.iter_raw():
                     for chunk in reader.feed(raw):
                         body.add(chunk)
@@ -560,7 +561,7 @@ class LogfireQueryClient(_BaseQueryClient):
         attempt = 0
         while True:
             response, started = self._drive(self._flow(query, "arrow", None, attempt=attempt))
-            decoder = ArrowStreamDecoder(query.max_rows)
+            decoder = ArrowStreamDecoder(query.max_rows, self._limits.max_bytes)
             try:
                 try:
                     reader = self._reader(response, started)
@@ -662,7 +663,8 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         """The body as bytes or an Arrow table, or the exception that stopped reading it."""
         try:
             try:
-                reader, body = self._reader(step.response, step.started), _Body(step.kind, step.max_rows)
+                reader = self._reader(step.response, step.started)
+                body = _Body(step.kind, step.max_rows, self._limits.max_bytes)
                 async for raw in step.response.aiter_raw():
                     for chunk in reader.feed(raw):
                         body.add(chunk)
@@ -804,7 +806,7 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         attempt = 0
         while True:
             response, started = await self._drive(self._flow(query, "arrow", None, attempt=attempt))
-            decoder = ArrowStreamDecoder(query.max_rows)
+            decoder = ArrowStreamDecoder(query.max_rows, self._limits.max_bytes)
             try:
                 try:
                     reader = self._reader(response, started)

@@ -155,6 +155,32 @@ def test_13_response_size_cap_is_configurable(server: LocalLogfire) -> None:
         assert client.query_arrow(sql, limit=2_000).num_rows == 2_000
 
 
+def _compressed_stream(table: pa.Table, codec: str) -> bytes:
+    """An IPC stream whose record batches use Arrow's own body compression (not an HTTP content-encoding)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression=codec)) as writer:
+        writer.write_table(table, max_chunksize=1)
+    return sink.getvalue().to_pybytes()
+
+
+ZEROS = pa.table({"z": pa.array([bytes(4 << 20)] * 8, pa.binary())})  # 32 MiB of zeros in 8 rows
+
+
+@pytest.mark.parametrize("codec", ["zstd", "lz4"])
+@pytest.mark.parametrize("method", ["query_arrow", "iter_arrow_batches"])
+def test_13_arrow_buffer_compression_counts_against_the_cap(hostile: Hostile, codec: str, method: str) -> None:
+    body = _compressed_stream(ZEROS, codec)
+    assert len(body) < 1 << 20  # far under the cap as sent; 32 times over it once inflated
+    hostile.serve(Answer(body))
+    with _client(hostile, max_response_bytes=4 << 20) as client:
+        with pytest.raises(UnexpectedResponseError, match=r"inflate past the 4,194,304 bytes allowed(?s:.*)`max_resp"):
+            result = getattr(client, method)("SELECT z FROM records")
+            list(result) if method == "iter_arrow_batches" else result
+    assert len(hostile.requests) == 1  # refused, not retried
+    with _client(hostile, max_response_bytes=64 << 20) as client:  # the control: within the cap it is read
+        assert client.query_arrow("SELECT z FROM records").num_rows == ZEROS.num_rows
+
+
 def test_13_unoffered_content_encoding_is_refused(hostile: Hostile) -> None:
     hostile.serve(Answer(b"\x1b\x00", headers={"content-type": "application/json", "content-encoding": "br"}))
     with _client(hostile) as client, pytest.raises(UnexpectedResponseError, match="content-encoding br"):
