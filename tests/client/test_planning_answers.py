@@ -127,7 +127,9 @@ def stats_answers(draw: st.DrawFn) -> bytes:
     for name in names:
         data_type = draw(TYPES)
         value = draw(st.none() | st.integers(-(2**62), 2**62))
-        columns[name] = pa.array([value], pa.int64()).cast(data_type) if value is not None else pa.nulls(1, data_type)
+        columns[name] = (
+            pa.array([value], pa.int64()).cast(data_type, safe=False) if value is not None else pa.nulls(1, data_type)
+        )
     return _stream(pa.table(columns))
 
 
