@@ -125,7 +125,8 @@ def scan_logfire(
     Parameters
     ----------
     sql_or_table
-        A table name, or a SQL query (its schema is probed with one zero-row request when first needed).
+        A table name, or a SQL query (its schema is probed with one zero-row request as the scan is built, so a
+        query the service refuses raises here, as its own error).
     json_columns
         JSON text columns to decode, with their polars dtypes. The lazy schema must be known before reading,
         so JSON columns such as ``attributes`` stay text unless given here; decode them after collecting with
@@ -135,7 +136,8 @@ def scan_logfire(
     Returns
     -------
     polars.LazyFrame
-        A lazy frame; nothing is requested before it is collected (but the probe of a query's schema).
+        A lazy frame; nothing is requested before it is collected (but the probe of a query's schema). An error
+        while collecting is the same ``LogfireIOError`` a read raises, not a polars ``ComputeError``.
 
     Raises
     ------
@@ -177,20 +179,19 @@ def scan_logfire(
     order = () if is_table else output_order(table)
     time_column = TIME_COLUMNS[table.lower()] if is_table else None
 
-    def base_schema() -> pl.Schema:
-        if is_table:
-            schema = _polars_schema(TABLE_SCHEMAS[table.lower()])
-        else:
-            probe = ReadRequest(probe_sql(table), **{**common, "slices": None})  # type: ignore[arg-type]
-            with open_client(client, read_token, base_url, 1) as active:
-                first = next(iter_tables(active, probe, owns_client=client is None))
-            schema = _polars_schema(first.schema)
-        for name, dtype in (json_columns or {}).items():
-            if name not in schema:
-                msg = f"`json_columns` names {name!r}, which the scan does not have; it has {list(schema)}"
-                raise ConfigurationError(msg)
-            schema[name] = dtype
-        return schema
+    # Learned now, not in polars' schema callback: polars wraps what that raises in a ComputeError, and a
+    # LogfireIOError must reach the user as itself (what the source generator raises does).
+    if is_table:
+        schema = _polars_schema(TABLE_SCHEMAS[table.lower()])
+    else:
+        probe = ReadRequest(probe_sql(table), **{**common, "slices": None})  # type: ignore[arg-type]
+        with open_client(client, read_token, base_url, 1) as active:
+            schema = _polars_schema(next(iter_tables(active, probe, owns_client=client is None)).schema)
+    for name, dtype in (json_columns or {}).items():
+        if name not in schema:
+            msg = f"`json_columns` names {name!r}, which the scan does not have; it has {list(schema)}"
+            raise ConfigurationError(msg)
+        schema[name] = dtype
 
     def pushed_sql(selected: list[str], where: str | None) -> str:
         """The SQL that asks for ``selected`` columns of rows matching ``where``, in the query's order."""
@@ -210,7 +211,6 @@ def scan_logfire(
     def source(
         with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None, batch_size: int | None
     ) -> Iterator[pl.DataFrame]:
-        schema = base_schema()
         columns = list(with_columns) if with_columns is not None else list(schema)
         needed = set(columns) | (set(predicate.meta.root_names()) if predicate is not None else set())
         needed |= {k.name for k in order or ()}
@@ -246,7 +246,7 @@ def scan_logfire(
                 if remaining == 0:
                     return
 
-    return register_io_source(source, schema=base_schema, is_pure=True)
+    return register_io_source(source, schema=schema, is_pure=True)
 
 
 @pl.api.register_expr_namespace("logfire")
