@@ -332,8 +332,9 @@ def _instant(name: str, value: object) -> datetime | None:
         instant = None
     if instant is None or not EARLIEST_BOUND <= instant <= LATEST_BOUND:
         msg = (
-            f"`{name}` ({value!r}) is not a time Logfire can query: it must lie between {EARLIEST_BOUND:%Y-%m-%d} and "
-            f"{LATEST_BOUND:%Y-%m-%d} UTC\n\nHint: pass None for an open side of the window."
+            f"`{name}` ({value.isoformat() if isinstance(value, datetime) else value}) is not a time Logfire can "
+            f"query: it must lie between {EARLIEST_BOUND:%Y-%m-%d} and {LATEST_BOUND:%Y-%m-%d} UTC\n\nHint: leave "
+            f"`{name}` out for an open side of the window."
         )
         raise ConfigurationError(msg)
     return instant

@@ -111,7 +111,10 @@ class ReadRequest:
             or not isinstance(self.limit, numbers.Integral)
             or not 1 <= self.limit <= _MAX_ROWS
         ):
-            msg = f"`limit` must be a positive integer up to {_MAX_ROWS:,}, or None for every row, got {self.limit!r}"
+            msg = (
+                f"`limit` must be a positive integer up to {_MAX_ROWS:,} (leave it out for every row), "
+                f"got {self.limit!r}"
+            )
             raise ConfigurationError(msg)
         object.__setattr__(self, "limit", None if self.limit is None else int(self.limit))
         if (

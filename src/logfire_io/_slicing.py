@@ -160,7 +160,7 @@ def plan_slices(low: datetime, high: datetime, slices: int | timedelta) -> list[
     if count > MAX_SLICES:
         msg = (
             f"`slices` asks for {count:,} slices, more than the {MAX_SLICES:,} allowed; use a wider slice, or "
-            "`slices=None` to plan from the data"
+            "leave `slices` out to plan from the data"
         )
         raise ConfigurationError(msg)
     edges = [low + timedelta(microseconds=total_us * i // count) for i in range(count)] + [high]
