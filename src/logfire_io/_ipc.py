@@ -83,21 +83,20 @@ def _body_length(metadata: bytes) -> int:
 _RECORD_BATCH = 3  # MessageHeader.RecordBatch
 
 
-def _inflated_size(metadata: bytes, body: bytes) -> int:
+def _inflated_size(metadata: bytes, body: bytes | memoryview) -> int:
     """Bytes a record batch's buffers take once decompressed, read from the body without decompressing it.
 
     A compressed buffer (IPC body compression, zstd or lz4) starts with its uncompressed length, or -1 when it
-    was stored as is; an uncompressed batch takes its buffers' lengths.
+    was stored as is; an uncompressed batch takes its body's length.
     """
     message = _message(metadata)
     batch = message.table(2) if message.scalar(1, "<B") == _RECORD_BATCH else None
     if batch is None:
         return 0
-    buffers = batch.structs(2, "<qq")
-    if batch.table(3) is None:  # no BodyCompression: the buffers are as sent
-        return sum(length for _, length in buffers)
+    if batch.table(3) is None:  # no BodyCompression: the buffers are the body as sent
+        return len(body)
     total = 0
-    for offset, length in buffers:
+    for offset, length in batch.structs(2, "<qq"):
         if length >= 8 and 0 <= offset <= len(body) - 8:
             declared = struct.unpack_from("<q", body, offset)[0]
             total += length - 8 if declared == -1 else max(declared, 0)
@@ -179,7 +178,7 @@ class ArrowStreamDecoder:
         """Add a complete message's decompressed size, refusing it before pyarrow inflates past ``max_bytes``."""
         start, end = self._metadata_span
         try:
-            self.inflated_bytes += _inflated_size(raw[start:end], raw[end:])
+            self.inflated_bytes += _inflated_size(raw[start:end], memoryview(raw)[end:])  # the body is not copied
         except struct.error:
             msg = "an Arrow record batch header is malformed (its offsets point outside it)"
             raise InvalidStream(msg) from None
