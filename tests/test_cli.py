@@ -22,6 +22,7 @@ from logfire_io.server import LocalLogfire
 from tests.conftest import DEMO_END
 
 SQL = "SELECT start_timestamp, span_id, level, tags, attributes FROM records_all"
+WINDOW = ["--min-timestamp", "2026-01-01T00:00:00Z", "--max-timestamp", "2026-01-02T00:00:00Z"]
 
 
 @pytest.fixture
@@ -173,9 +174,9 @@ def test_13_out_is_checked_before_any_request(
 @pytest.mark.parametrize(
     ("argv", "flag"),
     [
-        (["--limit", "0"], "--limit must be a positive integer"),
-        (["--max-concurrency", "0"], "--max-concurrency must be an integer from 1 to 64"),
-        (["--slices", "0"], "--slices must be a positive int"),
+        (["--limit", str(10**13)], "--limit must be a positive integer up to 1,000,000,000,000"),
+        (["--max-concurrency", "65"], "--max-concurrency must be an integer from 1 to 64"),
+        ([*WINDOW, "--slices", "200000"], "--slices asks for 200,000 slices"),
         (["--min-timestamp", "2026-01-02", "--max-timestamp", "2026-01-01"], "--min-timestamp (2026-01-02"),
     ],
 )
@@ -246,3 +247,52 @@ def test_13_since_before_year_one_is_a_usage_error(since: str, capsys: pytest.Ca
         main(["query", "SELECT 1", "--since", since])
     assert exited.value.code == 2
     assert f"argument --since: {since!r} reaches back before the year 1" in capsys.readouterr().err
+
+
+CLI_ERRORS = {
+    "limit zero": ["--limit", "0"],
+    "limit too large": ["--limit", str(10**13)],
+    "concurrency zero": ["--max-concurrency", "0"],
+    "slices zero": ["--slices", "0"],
+    "too many slices": [*WINDOW, "--slices", "200000"],
+    "window before 1678": ["--min-timestamp", "1500-01-01"],
+    "window after 2262": ["--max-timestamp", "2300-01-01T00:00:00+02:00"],
+    "since before 1678": ["--since", "200000d"],
+    "window reversed": ["--min-timestamp", "2026-01-02", "--max-timestamp", "2026-01-01"],
+    "slices of an unsliceable query": ["--slices", "4", "--sql", "SELECT count(*) AS n FROM records"],
+}
+
+
+@pytest.mark.parametrize("case", list(CLI_ERRORS))
+def test_13_every_cli_error_speaks_in_flags_and_iso_times(
+    env: LocalLogfire, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    """Each error the query command can print: flags, not Python arguments or values; times in ISO 8601."""
+    argv = CLI_ERRORS[case]
+    sql = argv[argv.index("--sql") + 1] if "--sql" in argv else SQL
+    argv = [a for a in argv if a not in ("--sql", sql)]
+    try:
+        code = main(["query", sql, *argv, "--no-progress"])
+    except SystemExit as exited:  # argparse's own usage error
+        code = exited.code
+    err = capsys.readouterr().err
+    assert code in (1, 2), err
+    assert re.search(r"--[a-z]", err), err  # names the flag
+    for python in ("`", "None", "True", "datetime.", "timedelta", "=None", "tzinfo", " int,"):
+        assert python not in err, f"{python!r} in {err!r}"
+
+
+def test_13_export_errors_speak_in_flags(env: LocalLogfire, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "stray.txt").write_text("not an export")
+    assert main(["query", SQL, *WINDOW, "--out", str(tmp_path), "--partition-by", "day", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "--out" in err
+    assert "`" not in err, err
+    (tmp_path / "stray.txt").unlink()
+    assert main(["query", SQL, *WINDOW, "--out", str(tmp_path), "--partition-by", "day", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["query", SQL, *WINDOW, "--out", str(tmp_path), "--partition-by", "day", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "--resume" in err
+    assert "`" not in err, err
+    assert "True" not in err, err

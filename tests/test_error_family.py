@@ -8,7 +8,6 @@ whose message says what to do.
 from __future__ import annotations
 
 import inspect
-import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -120,16 +119,7 @@ def _clients(method: str, asynchronous: bool) -> Callable[..., Any]:
 def _reader(function: Callable[..., Any]) -> Callable[..., Any]:
     def call(srv: LocalLogfire, sql: Any, **kwargs: Any) -> Any:
         result = function(sql, read_token=srv.read_token, base_url=srv.base_url, **kwargs)
-        if not isinstance(result, pl.LazyFrame):
-            return result
-        try:
-            return result.collect()
-        except pl.exceptions.ComputeError as exc:
-            # polars wraps what an IO source raises; ours must be inside, named (a known limit of scan_logfire)
-            families = tuple(n for n in logfire_io.__all__ if n.endswith("Error") and n != "LogfireIOError")
-            if not re.match(rf"(schema callable failed: )?({'|'.join(families)}): \S", str(exc)):
-                raise
-            raise LogfireIOError(str(exc)) from exc
+        return result.collect() if isinstance(result, pl.LazyFrame) else result  # scan_logfire's errors as they are
 
     return call
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 import polars as pl
 from logfire_io._client import VERSION
 from logfire_io._exceptions import ConfigurationError, LogfireIOError
-from logfire_io._protocol import scrub
+from logfire_io._protocol import EARLIEST_BOUND, scrub
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +44,15 @@ def _duration(text: str) -> timedelta:
     except OverflowError:
         msg = f"{text!r} reaches back before the year 1"
         raise argparse.ArgumentTypeError(msg) from None
+    return duration
+
+
+def _since(text: str) -> timedelta:
+    """``--since``: a duration whose window starts no earlier than Logfire can query."""
+    duration = _duration(text)
+    if datetime.now(UTC) - duration < EARLIEST_BOUND:
+        msg = f"{text!r} reaches back before {EARLIEST_BOUND:%Y-%m-%d}, the earliest time Logfire can query"
+        raise argparse.ArgumentTypeError(msg)
     return duration
 
 
@@ -177,7 +186,7 @@ def _parser() -> argparse.ArgumentParser:
     query = commands.add_parser("query", help="run a query and export every row, sliced past the row cap")
     query.add_argument("sql", metavar="SQL", help="the query, in Logfire's SQL")
     since = query.add_mutually_exclusive_group()
-    since.add_argument("--since", type=_duration, help="window start relative to now, e.g. 30m, 12h or 7d")
+    since.add_argument("--since", type=_since, help="window start relative to now, e.g. 30m, 12h or 7d")
     since.add_argument("--min-timestamp", type=_timestamp, help="window start, ISO 8601 (naive means UTC)")
     query.add_argument("--max-timestamp", type=_timestamp, help="window end (excluded), ISO 8601 (default: open)")
     query.add_argument(
@@ -185,9 +194,9 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="FILE.parquet, .csv, .arrow or .ndjson, renamed into place only once complete (default: print a table)",
     )
-    query.add_argument("--slices", type=int, help="split the window into N slices (default: plan from the data)")
-    query.add_argument("--max-concurrency", type=int, help="requests in flight at once (default: 4)")
-    query.add_argument("--limit", type=int, help="at most N rows (default: every row)")
+    query.add_argument("--slices", type=_positive, help="split the window into N slices (default: plan from the data)")
+    query.add_argument("--max-concurrency", type=_positive, help="requests in flight at once (default: 4)")
+    query.add_argument("--limit", type=_positive, help="at most N rows (default: every row)")
     query.add_argument("--read-token", help="default: $LOGFIRE_READ_TOKEN")
     query.add_argument("--base-url", help="default: $LOGFIRE_BASE_URL, then the token's region")
     query.add_argument(
@@ -218,17 +227,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_FLAG_OF = {"out_dir": "out"}
+"""Python arguments whose flag has another name."""
+
+
 def _in_flags(message: str, args: argparse.Namespace) -> str:
-    """``message`` with the Python arguments it names (`limit`, `read_token=`) written as flags (--limit)."""
+    """``message`` with the Python arguments it names (`limit`, `read_token=`, `resume=True`) written as flags."""
     dests = set(vars(args)) - {"command"}
 
     def flag(match: re.Match[str]) -> str:
-        name = match[1]
+        name = _FLAG_OF.get(match[1], match[1])
         if name not in dests:
             return match[0]
         return "SQL" if name == "sql" else "--" + name.replace("_", "-")
 
-    return re.sub(r"`(\w+)=?`", flag, message)
+    return re.sub(r"`(\w+)(?:=True|=)?`", flag, message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,7 +8,7 @@ sleep, read a body) and is driven by the sync or the async client, which only do
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, Literal, Self
@@ -49,6 +49,7 @@ from logfire_io._protocol import (
     scrub,
     split_timeout,
     unexpected_body,
+    v1_shape_problem,
     v2_shape_problem,
 )
 
@@ -266,29 +267,32 @@ class _BaseQueryClient:
         except orjson.JSONDecodeError:
             raise unexpected_body(response, "JSON", body, self.read_token) from None
 
-    def _rows_result(self, response: httpx.Response, body: bytes) -> dict[str, Any]:
+    def _shaped_json(self, response: httpx.Response, body: bytes, *, rows: bool) -> Any:
+        """The JSON body, refused unless it has the documented shape of its API version."""
         data = self._json(response, body)
-        if self._version == "v2":
-            problem = v2_shape_problem(data)
-            if problem is not None:
-                msg = f"the v2 JSON body is not in the documented shape: {problem}"
-                raise invalid_body(response, msg, self.read_token)
-            return rows_result_from_v2(data)
-        return data  # type: ignore[no-any-return]
+        problem = v2_shape_problem(data) if self._version == "v2" else v1_shape_problem(data, rows=rows)
+        if problem is not None:
+            msg = f"the {self._version} JSON body is not in the documented shape: {problem}"
+            raise invalid_body(response, msg, self.read_token)
+        return data
+
+    def _rows_result(self, response: httpx.Response, body: bytes) -> dict[str, Any]:
+        data = self._shaped_json(response, body, rows=True)
+        return rows_result_from_v2(data) if self._version == "v2" else data  # type: ignore[no-any-return]
 
     def _columns_result(self, response: httpx.Response, body: bytes) -> dict[str, Any]:
-        return (
-            rows_to_columns(self._rows_result(response, body)) if self._version == "v2" else self._json(response, body)
-        )
+        if self._version == "v2":
+            return rows_to_columns(self._rows_result(response, body))
+        return self._shaped_json(response, body, rows=False)  # type: ignore[no-any-return]
 
 
 class _Body:
     """A whole body gathered from decoded chunks: joined bytes, or an Arrow table decoded as the chunks arrive."""
 
-    def __init__(self, kind: Literal["bytes", "arrow"], max_rows: int) -> None:
+    def __init__(self, kind: Literal["bytes", "arrow"], max_rows: int, max_bytes: int) -> None:
         self._chunks: list[bytes] = []
         self._batches: list[pa.RecordBatch] = []
-        self._decoder = ArrowStreamDecoder(max_rows) if kind == "arrow" else None
+        self._decoder = ArrowStreamDecoder(max_rows, max_bytes) if kind == "arrow" else None
 
     def add(self, chunk: bytes) -> None:
         if self._decoder is None:
@@ -367,7 +371,8 @@ class LogfireQueryClient(_BaseQueryClient):
         """The body as bytes or an Arrow table, or the exception that stopped reading it."""
         try:
             try:
-                reader, body = self._reader(step.response, step.started), _Body(step.kind, step.max_rows)
+                reader = self._reader(step.response, step.started)
+                body = _Body(step.kind, step.max_rows, self._limits.max_bytes)
                 for raw in step.response.iter_raw():
                     for chunk in reader.feed(raw):
                         body.add(chunk)
@@ -490,8 +495,14 @@ class LogfireQueryClient(_BaseQueryClient):
         >>> table.column_names
         ['level', 'n']
         """
-        query = Query(sql, min_timestamp, max_timestamp, limit, timezone, environment)
-        _, table = self._drive(self._flow(query, "arrow", "arrow"))
+        return self._checked_arrow(Query(sql, min_timestamp, max_timestamp, limit, timezone, environment))
+
+    def _checked_arrow(self, query: Query, check: Callable[[pa.Table], str | None] = lambda _: None) -> pa.Table:
+        """``query_arrow`` of an answer that must also pass ``check`` (its problem, or None) to be returned."""
+        response, table = self._drive(self._flow(query, "arrow", "arrow"))
+        problem = check(table)
+        if problem is not None:
+            raise invalid_body(response, problem, self.read_token)
         return table  # type: ignore[no-any-return]
 
     @documented
@@ -575,7 +586,7 @@ class LogfireQueryClient(_BaseQueryClient):
         attempt = 0
         while True:
             response, started = self._drive(self._flow(query, "arrow", None, attempt=attempt))
-            decoder = ArrowStreamDecoder(query.max_rows)
+            decoder = ArrowStreamDecoder(query.max_rows, self._limits.max_bytes)
             try:
                 try:
                     reader = self._reader(response, started)
@@ -678,7 +689,8 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         """The body as bytes or an Arrow table, or the exception that stopped reading it."""
         try:
             try:
-                reader, body = self._reader(step.response, step.started), _Body(step.kind, step.max_rows)
+                reader = self._reader(step.response, step.started)
+                body = _Body(step.kind, step.max_rows, self._limits.max_bytes)
                 async for raw in step.response.aiter_raw():
                     for chunk in reader.feed(raw):
                         body.add(chunk)
@@ -820,7 +832,7 @@ class AsyncLogfireQueryClient(_BaseQueryClient):
         attempt = 0
         while True:
             response, started = await self._drive(self._flow(query, "arrow", None, attempt=attempt))
-            decoder = ArrowStreamDecoder(query.max_rows)
+            decoder = ArrowStreamDecoder(query.max_rows, self._limits.max_bytes)
             try:
                 try:
                     reader = self._reader(response, started)

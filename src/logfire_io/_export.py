@@ -129,7 +129,7 @@ def _load_manifest(
         return fresh
     if not resume:
         msg = (
-            f"{str(out_dir)!r} already holds an export.\n\nHint: pass `resume=True` (`--resume`) to fetch only what is "
+            f"{str(out_dir)!r} already holds an export.\n\nHint: pass `resume=True` to fetch only what is "
             "missing or provisional, or choose another folder."
         )
         raise ConfigurationError(msg)

@@ -35,22 +35,73 @@ class InvalidStream(ValueError):
     """
 
 
+class _FlatTable:
+    """One table of a flatbuffer: just enough reading for the fields of an IPC message header used here."""
+
+    def __init__(self, data: bytes, position: int) -> None:
+        self.data, self.position = data, position
+        self._vtable = position - struct.unpack_from("<i", data, position)[0]
+        self._vtable_size = struct.unpack_from("<H", data, self._vtable)[0]
+
+    def _field(self, index: int) -> int:
+        """Where field ``index`` is stored, or 0 when absent."""
+        slot = 4 + 2 * index
+        offset = struct.unpack_from("<H", self.data, self._vtable + slot)[0] if slot < self._vtable_size else 0
+        return self.position + offset if offset else 0
+
+    def scalar(self, index: int, fmt: str) -> int:
+        at = self._field(index)
+        return int(struct.unpack_from(fmt, self.data, at)[0]) if at else 0
+
+    def table(self, index: int) -> _FlatTable | None:
+        at = self._field(index)
+        return _FlatTable(self.data, at + struct.unpack_from("<I", self.data, at)[0]) if at else None
+
+    def structs(self, index: int, fmt: str) -> list[tuple[int, ...]]:
+        """A vector of structs of layout ``fmt``."""
+        at = self._field(index)
+        if not at:
+            return []
+        start = at + struct.unpack_from("<I", self.data, at)[0]
+        count, size = struct.unpack_from("<I", self.data, start)[0], struct.calcsize(fmt)
+        return [struct.unpack_from(fmt, self.data, start + 4 + i * size) for i in range(count)]
+
+
+def _message(metadata: bytes) -> _FlatTable:
+    """The root ``org.apache.arrow.flatbuf.Message`` table of a message's metadata."""
+    return _FlatTable(metadata, struct.unpack_from("<I", metadata, 0)[0])
+
+
 def _body_length(metadata: bytes) -> int:
     """The ``bodyLength`` field of a flatbuffer ``org.apache.arrow.flatbuf.Message``."""
-    table = struct.unpack_from("<I", metadata, 0)[0]
-    vtable = table - struct.unpack_from("<i", metadata, table)[0]
-    vtable_size = struct.unpack_from("<H", metadata, vtable)[0]
-
-    def field_offset(index: int) -> int:
-        position = 4 + 2 * index
-        return struct.unpack_from("<H", metadata, vtable + position)[0] if position < vtable_size else 0
-
-    body_at = field_offset(3)
-    length = int(struct.unpack_from("<q", metadata, table + body_at)[0]) if body_at else 0
+    length = _message(metadata).scalar(3, "<q")
     if length < 0:
         msg = f"an Arrow message declares a negative body length ({length})"
         raise InvalidStream(msg)
     return length
+
+
+_RECORD_BATCH = 3  # MessageHeader.RecordBatch
+
+
+def _inflated_size(metadata: bytes, body: bytes | memoryview) -> int:
+    """Bytes a record batch's buffers take once decompressed, read from the body without decompressing it.
+
+    A compressed buffer (IPC body compression, zstd or lz4) starts with its uncompressed length, or -1 when it
+    was stored as is; an uncompressed batch takes its body's length.
+    """
+    message = _message(metadata)
+    batch = message.table(2) if message.scalar(1, "<B") == _RECORD_BATCH else None
+    if batch is None:
+        return 0
+    if batch.table(3) is None:  # no BodyCompression: the buffers are the body as sent
+        return len(body)
+    total = 0
+    for offset, length in batch.structs(2, "<qq"):
+        if length >= 8 and 0 <= offset <= len(body) - 8:
+            declared = struct.unpack_from("<q", body, offset)[0]
+            total += length - 8 if declared == -1 else max(declared, 0)
+    return total
 
 
 class ArrowStreamDecoder:
@@ -65,13 +116,17 @@ class ArrowStreamDecoder:
     >>> decoder.finish()  # doctest: +SKIP
     """
 
-    def __init__(self, max_rows: int | None = None) -> None:
+    def __init__(self, max_rows: int | None = None, max_bytes: int | None = None) -> None:
         self.max_rows = max_rows
         """More rows than this (the request's limit) make the stream invalid: a service never sends them."""
+        self.max_bytes = max_bytes
+        """The most bytes the batches' buffers may take once decompressed (IPC body compression)."""
+        self.inflated_bytes = 0
         self.rows = 0
         self._chunks: list[bytes | memoryview] = []
         self._buffered = 0
         self._needed: int | None = None
+        self._metadata_span = (0, 0)
         self.schema: pa.Schema | None = None
         """The stream's schema, once its first message has arrived."""
         self.done = False
@@ -121,8 +176,24 @@ class ArrowStreamDecoder:
         except struct.error:
             msg = "an Arrow message header is malformed (its offsets point outside it)"
             raise InvalidStream(msg) from None
+        self._metadata_span = (start, start + metadata_length)
         self._needed = start + metadata_length + body_length
         return self._needed
+
+    def _count_inflated(self, raw: bytes) -> None:
+        """Add a complete message's decompressed size, refusing it before pyarrow inflates past ``max_bytes``."""
+        start, end = self._metadata_span
+        try:
+            self.inflated_bytes += _inflated_size(raw[start:end], memoryview(raw)[end:])  # the body is not copied
+        except struct.error:
+            msg = "an Arrow record batch header is malformed (its offsets point outside it)"
+            raise InvalidStream(msg) from None
+        if self.max_bytes is not None and self.inflated_bytes > self.max_bytes:
+            msg = (
+                f"the Arrow stream's compressed buffers inflate past the {self.max_bytes:,} bytes allowed"
+                "\n\nHint: narrow the query (fewer columns, a shorter window) or raise `max_response_bytes=`."
+            )
+            raise InvalidStream(msg)
 
     def feed(self, chunk: bytes) -> list[pa.RecordBatch]:
         """Add bytes; return the record batches they complete, each validated in full.
@@ -144,6 +215,7 @@ class ArrowStreamDecoder:
             if size <= 8 and bytes(raw).rstrip(b"\x00") in (b"", _CONTINUATION):
                 self.done = True
                 break
+            self._count_inflated(raw)
             batch = self._decode(raw)
             if batch is not None:
                 self.rows += batch.num_rows

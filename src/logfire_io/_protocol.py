@@ -56,6 +56,7 @@ __all__ = [
     "rows_to_columns",
     "scrub",
     "split_timeout",
+    "v1_shape_problem",
     "v2_shape_problem",
 ]
 
@@ -331,8 +332,9 @@ def _instant(name: str, value: object) -> datetime | None:
         instant = None
     if instant is None or not EARLIEST_BOUND <= instant <= LATEST_BOUND:
         msg = (
-            f"`{name}` ({value!r}) is not a time Logfire can query: it must lie between {EARLIEST_BOUND:%Y-%m-%d} and "
-            f"{LATEST_BOUND:%Y-%m-%d} UTC\n\nHint: pass None for an open side of the window."
+            f"`{name}` ({value.isoformat() if isinstance(value, datetime) else value}) is not a time Logfire can "
+            f"query: it must lie between {EARLIEST_BOUND:%Y-%m-%d} and {LATEST_BOUND:%Y-%m-%d} UTC\n\nHint: leave "
+            f"`{name}` out for an open side of the window."
         )
         raise ConfigurationError(msg)
     return instant
@@ -490,6 +492,29 @@ def v2_shape_problem(data: object) -> str | None:
         return 'a "schema" field is not an object with a "name"'
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         return 'its "data" is not a list of row objects'
+    return None
+
+
+def v1_shape_problem(data: object, *, rows: bool) -> str | None:
+    """What is wrong with a ``GET /v1/query`` JSON body, or None when it has the documented shape.
+
+    Row-oriented (``json_rows=true``): ``{"columns": [{"name", ...}], "rows": [{name: value}]}``; column-oriented:
+    ``{"columns": [{"name", ..., "values": [...]}]}`` with one value per row in every column.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("columns"), list):
+        return 'it is not an object with a "columns" list'
+    columns = data["columns"]
+    if not all(isinstance(c, dict) and isinstance(c.get("name"), str) for c in columns):
+        return 'a column is not an object with a "name"'
+    if rows:
+        if not isinstance(data.get("rows"), list) or not all(isinstance(r, dict) for r in data["rows"]):
+            return 'its "rows" is not a list of row objects'
+        return None
+    if not all(isinstance(c.get("values"), list) for c in columns):
+        return 'a column has no "values" list'
+    lengths = {c["name"]: len(c["values"]) for c in columns}
+    if len(set(lengths.values())) > 1:
+        return f"its columns hold different numbers of values ({lengths})"
     return None
 
 

@@ -10,7 +10,7 @@ import numbers
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
@@ -18,10 +18,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import polars as pl
+from logfire_io._answers import histogram_problem, probe_problem, stats_problem, times
 from logfire_io._client import LogfireQueryClient
 from logfire_io._exceptions import ConfigurationError, RowCapError
 from logfire_io._json import JSONColumns, decode_json_columns
-from logfire_io._protocol import MAX_LIMIT, checked_window, clamped, resolve_read_token
+from logfire_io._protocol import MAX_LIMIT, Query, checked_window, clamped, resolve_read_token
 from logfire_io._slicing import (
     HISTOGRAM_BUCKETS,
     Progress,
@@ -43,7 +44,7 @@ from logfire_io._sql import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
@@ -121,7 +122,10 @@ class ReadRequest:
             or not isinstance(self.limit, numbers.Integral)
             or not 1 <= self.limit <= _MAX_ROWS
         ):
-            msg = f"`limit` must be a positive integer up to {_MAX_ROWS:,}, or None for every row, got {self.limit!r}"
+            msg = (
+                f"`limit` must be a positive integer up to {_MAX_ROWS:,} (leave it out for every row), "
+                f"got {self.limit!r}"
+            )
             raise ConfigurationError(msg)
         object.__setattr__(self, "limit", None if self.limit is None else int(self.limit))
         if (
@@ -146,6 +150,36 @@ def open_client(
         yield owned
 
 
+class _Cutter:
+    """Stops an owned client's requests from other threads early, leaving no socket to the garbage collector.
+
+    Closing an httpx client while threads are inside requests is racy: a connection being opened at that moment
+    (or one the pool opens afterwards for a request already queued) is dropped from the pool without being
+    closed. So the pool's connections are noted when the client is closed, and once every request thread has
+    finished, those and any the pool has opened since are closed again.
+    """
+
+    def __init__(self, client: httpx.Client) -> None:
+        self._client = client
+        self._noted: list[Any] = []
+
+    def _pool(self) -> Any:
+        """The httpcore connection pool behind the client, if it has the usual one."""
+        return getattr(getattr(self._client, "_transport", None), "_pool", None)
+
+    def cut(self) -> None:
+        """Close the client: requests in flight fail at once, and no new one can start."""
+        self._noted = list(getattr(self._pool(), "connections", []))
+        self._client.close()
+
+    def release(self) -> None:
+        """Close every connection opened while the client was being cut (call once no request thread runs)."""
+        pool = self._pool()
+        for connection in [*self._noted, *getattr(pool, "connections", [])]:
+            connection.close()
+        self._noted = []
+
+
 def _not_sliceable(query: SliceableQuery) -> str:
     return (
         f"this query cannot be split by time because {query.reason}, so it runs as one request and can return at "
@@ -164,9 +198,18 @@ def _wider(low: datetime | None, high: datetime | None) -> Window:
     return (low and clamped(low - _ONE_US), high and clamped(high + _ONE_US))
 
 
-def request_table(client: LogfireQueryClient, request: ReadRequest, sql: str, limit: int, hint: Window) -> pa.Table:
+def request_table(
+    client: LogfireQueryClient,
+    request: ReadRequest,
+    sql: str,
+    limit: int,
+    hint: Window,
+    check: Callable[[pa.Table], str | None] = lambda _: None,
+) -> pa.Table:
+    """One request of the read; an answer failing ``check`` (a planning answer) is an UnexpectedResponseError."""
     request.stats.count_request()
-    return client.query_arrow(sql, *hint, limit, timezone=request.timezone, environment=request.environment)
+    query = Query(sql, *hint, limit, request.timezone, request.environment)
+    return client._checked_arrow(query, check)
 
 
 def _own_window(request: ReadRequest) -> Window:
@@ -190,12 +233,11 @@ def closed_window(client: LogfireQueryClient, request: ReadRequest, query: Slice
     if low is not None and high is not None:
         return Slice(low, high) if low < high else None
     sql = stats_sql(query, low, high, _others_window(request))
-    stats = request_table(client, request, sql, 1, service_window(request, query, low, high))
+    hint = service_window(request, query, low, high)
+    stats = request_table(client, request, sql, 1, hint, lambda answer: stats_problem(answer, low, high))
     if not stats.column("n")[0].as_py():
         return None
-    low = low or stats.column("lo")[0].as_py()
-    high = high or stats.column("hi")[0].as_py() + _ONE_US
-    return Slice(low, high)
+    return Slice(low or times(stats.column("lo"))[0], high or times(stats.column("hi"))[0] + _ONE_US)
 
 
 def histogram(
@@ -205,9 +247,11 @@ def histogram(
     total_us = (window.high - window.low) // _ONE_US
     width_us = max(1, -(-total_us // HISTOGRAM_BUCKETS))
     sql = histogram_sql(query, window.low, window.high, width_us, _others_window(request))
-    table = request_table(client, request, sql, MAX_LIMIT, service_window(request, query, window.low, window.high))
-    starts = table.column("b").cast(pa.timestamp("us", "UTC")).to_pylist()
-    return width_us, dict(zip(starts, table.column("n").to_pylist(), strict=True))
+    hint = service_window(request, query, window.low, window.high)
+    table = request_table(
+        client, request, sql, MAX_LIMIT, hint, lambda answer: histogram_problem(answer, window.low, window.high)
+    )
+    return width_us, dict(zip(times(table.column("b")), table.column("n").to_pylist(), strict=True))
 
 
 def _plan(client: LogfireQueryClient, request: ReadRequest, query: SliceableQuery, window: Slice) -> list[Slice]:
@@ -440,13 +484,15 @@ def iter_tables(client: LogfireQueryClient, request: ReadRequest, *, owns_client
     sort_keys: list[SortKey] = []
     if needs_probe(query):
         if first is None:
-            first = _check_names(request_table(client, request, probe_sql(whole), 1, whole_hint))
+            first = _check_names(request_table(client, request, probe_sql(whole), 1, whole_hint, probe_problem))
         sort_keys = _sort_keys(query, first.schema)
     plan = _slices_to_read(client, request, query)
     if plan is None:
         if resume_at is None:  # nothing yielded yet: an empty answer still has the result's columns
             yield _check_names(request_table(client, request, whole, 1, whole_hint))
         return
+
+    cutter = _Cutter(client.client) if owns_client else None
 
     def fetch(piece: Slice) -> pa.Table:
         hint = service_window(request, query, piece.low, piece.high)
@@ -458,7 +504,8 @@ def iter_tables(client: LogfireQueryClient, request: ReadRequest, *, owns_client
         max_concurrency=request.max_concurrency,
         stats=request.stats,
         progress=Progress(request.progress),
-        abort=client.client.close if owns_client else lambda: None,
+        abort=cutter.cut if cutter else lambda: None,
+        release=cutter.release if cutter else lambda: None,
     )
     try:
         if sort_keys:

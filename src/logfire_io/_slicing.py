@@ -161,7 +161,7 @@ def plan_slices(low: datetime, high: datetime, slices: int | timedelta) -> list[
     if count > MAX_SLICES:
         msg = (
             f"`slices` asks for {count:,} slices, more than the {MAX_SLICES:,} allowed; use a wider slice, or "
-            "`slices=None` to plan from the data"
+            "leave `slices` out to plan from the data"
         )
         raise ConfigurationError(msg)
     edges = [low + timedelta(microseconds=total_us * i // count) for i in range(count)] + [high]
@@ -257,6 +257,7 @@ def fetch_slices(
     stats: ReadStats,
     progress: Progress,
     abort: Callable[[], None],
+    release: Callable[[], None] = lambda: None,
 ) -> Generator[tuple[Slice, pa.Table], None, None]:
     """Fetch ``plan`` with at most ``max_concurrency`` requests in flight; yield results in time order.
 
@@ -264,7 +265,8 @@ def fetch_slices(
     replaced by its two halves. The slices share one :class:`~logfire_io._limiter.RequestLimiter`: a 429 pauses
     them all, and they pace themselves under the service's rate limit. On any exit before the end (an error,
     Ctrl-C, the consumer stopping), queued slices are cancelled, ``abort`` is called to cut in-flight requests,
-    and no thread is left behind.
+    no thread is left behind, and ``release`` is called once every request thread has finished, to close what
+    they opened while being cut.
     """
     entries: deque[list] = deque([s, None] for s in plan)
     stats.slices_planned += len(plan)
@@ -330,4 +332,6 @@ def fetch_slices(
                     future.cancel()
             abort()
         pool.shutdown(wait=True, cancel_futures=True)
+        if not finished:
+            release()
         progress.update(stats, limiter, final=True)

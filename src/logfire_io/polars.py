@@ -8,7 +8,6 @@ attributes (polars has no registry for top-level readers), so type checkers do n
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from polars.io.plugins import register_io_source
@@ -128,7 +127,8 @@ def scan_logfire(
     Parameters
     ----------
     sql_or_table
-        A table name, or a SQL query (its schema is probed with one zero-row request when first needed).
+        A table name, or a SQL query (its schema is probed with one zero-row request as the scan is built, so a
+        query the service refuses raises here, as its own error).
     json_columns
         JSON text columns to decode, with their polars dtypes. The lazy schema must be known before reading,
         so JSON columns such as ``attributes`` stay text unless given here; decode them after collecting with
@@ -136,7 +136,8 @@ def scan_logfire(
         ``pl.Struct`` is fetched field by field (``attributes ->> 'key'`` for each declared field, never the
         whole JSON text), and filters on its string and numeric fields are sent as SQL: declare only the keys
         the analysis needs. ``"auto"`` (tables ``records``/``records_all`` only) builds the ``attributes``
-        struct from the window's distinct ``attributes_json_schema`` values, one small aggregate request: it
+        struct from the window's distinct ``attributes_json_schema`` values, one small aggregate request sent as
+        the scan is built: it
         knows the keys the logfire SDK set from arguments, not those of OpenTelemetry instrumentation, and
         types a key only when its schema names a type (String otherwise).
     {reader_parameters}
@@ -144,7 +145,9 @@ def scan_logfire(
     Returns
     -------
     polars.LazyFrame
-        A lazy frame; nothing is requested before it is collected (but the probe of a query's schema).
+        A lazy frame; nothing is requested before it is collected (but the probe of a query's schema, and the
+        request of ``json_columns="auto"``). An error
+        while collecting is the same ``LogfireIOError`` a read raises, not a polars ``ComputeError``.
 
     Raises
     ------
@@ -194,31 +197,33 @@ def scan_logfire(
     order = () if is_table else output_order(table)
     time_column = TIME_COLUMNS[table.lower()] if is_table else None
 
-    @cache
-    def declared() -> dict[str, pl.DataType]:
-        """The dtypes of the JSON columns: as given, or for 'auto' the attributes struct of the window's schemas."""
+    # Learned now, not in polars' schema callback: polars wraps what that raises in a ComputeError, and a
+    # LogfireIOError must reach the user as itself (what the source generator raises does).
+    with open_client(client, read_token, base_url, 1) as active:
+        owns = client is None
         if json_columns != "auto":
-            return dict(json_columns or {})
-        request = ReadRequest(SCHEMAS_SQL.format(table=table.lower()), **{**common, "slices": None})  # type: ignore[arg-type]
-        with open_client(client, read_token, base_url, 1) as active:
-            pieces = list(iter_tables(active, request, owns_client=client is None))
-        struct = struct_from_schemas([text for piece in pieces for text in piece.column("s").to_pylist()])
-        return {"attributes": struct} if struct.fields else {}
-
-    def base_schema() -> pl.Schema:
+            declared = dict(json_columns or {})
+        else:  # the attributes struct of the window's schemas
+            request = ReadRequest(SCHEMAS_SQL.format(table=table.lower()), **{**common, "slices": None})  # type: ignore[arg-type]
+            texts = [
+                text
+                for piece in iter_tables(active, request, owns_client=owns)
+                for text in piece.column("s").to_pylist()
+            ]
+            struct = struct_from_schemas(texts)
+            declared = {"attributes": struct} if struct.fields else {}
         if is_table:
             schema = _polars_schema(TABLE_SCHEMAS[table.lower()])
         else:
             probe = ReadRequest(probe_sql(table), **{**common, "slices": None})  # type: ignore[arg-type]
-            with open_client(client, read_token, base_url, 1) as active:
-                first = next(iter_tables(active, probe, owns_client=client is None))
-            schema = _polars_schema(first.schema)
-        for name, dtype in declared().items():
-            if name not in schema:
-                msg = f"`json_columns` names {name!r}, which the scan does not have; it has {list(schema)}"
-                raise ConfigurationError(msg)
-            schema[name] = dtype
-        return schema
+            schema = _polars_schema(next(iter_tables(active, probe, owns_client=owns)).schema)
+    for name, dtype in declared.items():
+        if name not in schema:
+            msg = f"`json_columns` names {name!r}, which the scan does not have; it has {list(schema)}"
+            raise ConfigurationError(msg)
+        schema[name] = dtype
+    structs = StructFields.of(declared)
+    whole_text = {name: dtype for name, dtype in declared.items() if name not in structs.structs}
 
     def pushed_sql(selected: list[str], where: str | None, structs: StructFields) -> str:
         """The SQL that asks for ``selected`` columns (struct ones field by field) of rows matching ``where``."""
@@ -238,9 +243,6 @@ def scan_logfire(
     def source(
         with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None, batch_size: int | None
     ) -> Iterator[pl.DataFrame]:
-        schema = base_schema()
-        structs = StructFields.of(declared())
-        whole_text = {name: dtype for name, dtype in declared().items() if name not in structs.structs}
         columns = list(with_columns) if with_columns is not None else list(schema)
         needed = set(columns) | (set(predicate.meta.root_names()) if predicate is not None else set())
         needed |= {k.name for k in order or ()}
@@ -263,7 +265,7 @@ def scan_logfire(
         remaining = n_rows
         with open_client(client, read_token, base_url, request.max_concurrency) as active:
             for piece in iter_tables(active, request, owns_client=client is None):
-                whole = declared() if order is None else whole_text  # a query as written: its JSON comes whole
+                whole = declared if order is None else whole_text  # a query as written: its JSON comes whole
                 texts = {name: dtype for name, dtype in whole.items() if name in piece.column_names}
                 frame = pl.from_arrow(decode_json_columns(piece, texts), rechunk=False)
                 assert isinstance(frame, pl.DataFrame)
@@ -279,7 +281,7 @@ def scan_logfire(
                 if remaining == 0:
                     return
 
-    return register_io_source(source, schema=base_schema, is_pure=True)
+    return register_io_source(source, schema=schema, is_pure=True)
 
 
 @pl.api.register_expr_namespace("logfire")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import re
 import struct
 import time
 import tracemalloc
@@ -154,6 +155,32 @@ def test_13_response_size_cap_is_configurable(server: LocalLogfire) -> None:
         assert client.query_arrow(sql, limit=2_000).num_rows == 2_000
 
 
+def _compressed_stream(table: pa.Table, codec: str) -> bytes:
+    """An IPC stream whose record batches use Arrow's own body compression (not an HTTP content-encoding)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression=codec)) as writer:
+        writer.write_table(table, max_chunksize=1)
+    return sink.getvalue().to_pybytes()
+
+
+ZEROS = pa.table({"z": pa.array([bytes(4 << 20)] * 8, pa.binary())})  # 32 MiB of zeros in 8 rows
+
+
+@pytest.mark.parametrize("codec", ["zstd", "lz4"])
+@pytest.mark.parametrize("method", ["query_arrow", "iter_arrow_batches"])
+def test_13_arrow_buffer_compression_counts_against_the_cap(hostile: Hostile, codec: str, method: str) -> None:
+    body = _compressed_stream(ZEROS, codec)
+    assert len(body) < 1 << 20  # far under the cap as sent; 32 times over it once inflated
+    hostile.serve(Answer(body))
+    with _client(hostile, max_response_bytes=4 << 20) as client:
+        with pytest.raises(UnexpectedResponseError, match=r"inflate past the 4,194,304 bytes allowed(?s:.*)`max_resp"):
+            result = getattr(client, method)("SELECT z FROM records")
+            list(result) if method == "iter_arrow_batches" else result
+    assert len(hostile.requests) == 1  # refused, not retried
+    with _client(hostile, max_response_bytes=64 << 20) as client:  # the control: within the cap it is read
+        assert client.query_arrow("SELECT z FROM records").num_rows == ZEROS.num_rows
+
+
 def test_13_unoffered_content_encoding_is_refused(hostile: Hostile) -> None:
     hostile.serve(Answer(b"\x1b\x00", headers={"content-type": "application/json", "content-encoding": "br"}))
     with _client(hostile) as client, pytest.raises(UnexpectedResponseError, match="content-encoding br"):
@@ -186,6 +213,51 @@ def test_13_v2_json_of_the_wrong_shape(hostile: Hostile, body: object, method: s
     hostile.serve(Answer(orjson.dumps(body), headers=JSON))
     with _client(hostile) as client, pytest.raises(UnexpectedResponseError, match="not in the documented shape"):
         getattr(client, method)("SELECT 1")
+
+
+V1_COLUMN = {"name": "x", "nullable": False, "datatype": "Int64"}
+
+
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [
+        ("query_json", {"columns": [V1_COLUMN | {"values": [1, 2]}, {"name": "y", "values": [1]}]}),
+        ("query_json", {"columns": [V1_COLUMN | {"values": "12"}]}),
+        ("query_json", {"columns": [V1_COLUMN]}),
+        ("query_json", {"columns": [{"name": 3, "values": []}]}),
+        ("query_json", {"columns": {"x": [1]}}),
+        ("query_json", [[1, 2]]),
+        ("query_json_rows", {"columns": [V1_COLUMN], "rows": None}),
+        ("query_json_rows", {"columns": [V1_COLUMN], "rows": [[1]]}),
+        ("query_json_rows", {"columns": [None], "rows": []}),
+        ("query_json_rows", {"rows": []}),
+    ],
+)
+def test_13_v1_json_of_the_wrong_shape(hostile: Hostile, body: object, method: str) -> None:
+    import orjson
+
+    hostile.serve(Answer(orjson.dumps(body), headers=JSON))
+    with _client(hostile, api_version="v1") as client, pytest.raises(UnexpectedResponseError) as caught:
+        getattr(client, method)("SELECT 1")
+    assert re.search(r"GET http://127\.0\.0\.1:\d+/v1/query was refused: the v1 JSON body is not in", str(caught.value))
+
+
+@pytest.mark.parametrize("method", ["query_json", "query_json_rows"])
+def test_13_v1_json_of_the_documented_shape_is_read(hostile: Hostile, method: str) -> None:
+    """The control: the spec's v1 examples (tests/fixtures' shapes) are returned unchanged."""
+    import orjson
+
+    columns = {
+        "columns": [
+            V1_COLUMN | {"values": [1, 2]},
+            {"name": "y", "nullable": True, "datatype": "Utf8", "values": ["a", None]},
+        ]
+    }
+    rows = {"columns": [V1_COLUMN], "rows": [{"x": 1}, {"x": 2}]}
+    body = columns if method == "query_json" else rows
+    hostile.serve(Answer(orjson.dumps(body), headers=JSON))
+    with _client(hostile, api_version="v1") as client:
+        assert getattr(client, method)("SELECT 1") == body
 
 
 def test_13_csv_that_is_not_utf8(hostile: Hostile) -> None:

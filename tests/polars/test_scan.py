@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import polars as pl
-from logfire_io import ConfigurationError
+from logfire_io import AuthenticationError, ConfigurationError, QueryExecutionError
 from logfire_io.polars import scan_logfire
 from logfire_io.server import LocalLogfire
 from tests.conftest import DEMO_END
@@ -150,3 +150,21 @@ def test_pushdown_returns_the_same_rows_as_filtering_everything(
     ]
     assert all('"span_id"' in sql for sql in data_requests)  # none at all when the bounds leave no window
     assert all("attributes" not in sql for sql in data_requests)  # only the needed columns are requested
+
+
+def test_13_a_refused_query_raises_its_own_error_not_compute_error(server: LocalLogfire) -> None:
+    """polars wraps what a schema callback raises in a ComputeError; the probe runs as the scan is built."""
+    with pytest.raises(QueryExecutionError, match="nope"):
+        scan_logfire("SELECT nope FROM records", read_token=server.read_token, base_url=server.base_url)
+
+
+@pytest.mark.parametrize("sql_or_table", ["records", "SELECT span_id, level FROM records"])
+def test_13_an_error_while_collecting_is_the_logfire_io_error(server: LocalLogfire, sql_or_table: str) -> None:
+    lf = scan_logfire(sql_or_table, read_token=server.read_token, base_url=server.base_url, progress=False)
+    server.faults.push("401")
+    try:
+        with pytest.raises(AuthenticationError, match="read token"):
+            lf.select("span_id").head(3).collect()
+    finally:
+        server.faults.configure(None)
+    assert lf.select("span_id").head(3).collect().height == 3  # the scan itself still works

@@ -1,0 +1,143 @@
+"""Issue 13: the answers to the planning queries (window bounds, histogram, probe) are checked like any body.
+
+A read plans its slices from them; a malformed one must stop the read with an ``UnexpectedResponseError`` naming
+the request, never an ``IndexError``/``TypeError``/``OverflowError`` or a misleading ``ConfigurationError``.
+Each answer is scripted on a real loopback server (tests/client/conftest.py).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import logfire_io
+from logfire_io import LogfireIOError, UnexpectedResponseError
+from tests.client.conftest import Answer, Hostile
+from tests.client.test_hostile_responses import TOKEN, _stream
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+T1 = T0 + timedelta(hours=1)
+UTC_US = pa.timestamp("us", "UTC")
+REFUSED = r"POST http://127\.0\.0\.1:\d+/v2/query was refused: the answer to the "
+FULL = Answer(_stream(pa.table({"s": pa.array(["x"] * 10_000)})))  # the whole window came back at the cap
+
+
+def _stats(lo: object = T0, hi: object = T1, n: object = 5, types: tuple = (UTC_US, UTC_US, pa.int64())) -> Answer:
+    return Answer(_stream(pa.table({"lo": pa.array([lo], types[0]), "hi": pa.array([hi], types[1]), "n": [n]})))
+
+
+def _read(hostile: Hostile, *answers: Answer, **kwargs: object) -> pa.Table:
+    hostile.serve(*answers)
+    window = {"min_timestamp": T0} | kwargs
+    return logfire_io.read_logfire_arrow(
+        "SELECT s FROM records", read_token=TOKEN, base_url=hostile.base_url, progress=False, **window
+    )
+
+
+STATS = {
+    "wrong columns": Answer(_stream(pa.table({"x": [1]}))),
+    "two columns": Answer(_stream(pa.table({"lo": pa.array([T0], UTC_US), "n": [1]}))),
+    "times as text": _stats("a", "b", types=(pa.string(), pa.string(), pa.int64())),
+    "count as text": Answer(
+        _stream(pa.table({"lo": pa.array([T0], UTC_US), "hi": pa.array([T1], UTC_US), "n": ["5"]}))
+    ),
+    "null count": _stats(n=None),
+    "negative count": _stats(n=-3),
+    "null time": _stats(lo=None),
+    "latest time at the end of time": _stats(hi=datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+    "time before the window": _stats(lo=T0 - timedelta(days=1)),
+    "earliest after latest": _stats(lo=T1 - timedelta(minutes=1), hi=T0 + timedelta(minutes=1)),
+}
+
+
+@pytest.mark.parametrize("answer", list(STATS))
+def test_13_malformed_window_bounds_are_refused(hostile: Hostile, answer: str) -> None:
+    with pytest.raises(UnexpectedResponseError, match=REFUSED + "query for the bounds of the window"):
+        _read(hostile, STATS[answer], slices=4)
+    assert len(hostile.requests) == 1  # a malformed answer is not asked again: it would come back the same
+
+
+def _histogram(starts: pa.Array, counts: list[object]) -> Answer:
+    return Answer(_stream(pa.table({"b": starts, "n": counts})))
+
+
+HISTOGRAMS = {
+    "wrong columns": Answer(_stream(pa.table({"b": pa.array([T0], UTC_US)}))),
+    "bucket as text": _histogram(pa.array(["2026-01-01"]), [3]),
+    "null bucket": _histogram(pa.array([None], UTC_US), [3]),
+    "null count": _histogram(pa.array([T0], UTC_US), [None]),
+    "negative count": _histogram(pa.array([T0], UTC_US), [-1]),
+    "bucket past the window": _histogram(pa.array([T1 + timedelta(days=400)], UTC_US), [3]),
+    "bucket at the end of time": _histogram(pa.array([2**62], pa.timestamp("s", "UTC")), [3]),
+    "one bucket twice": _histogram(pa.array([T0, T0], UTC_US), [3, 4]),
+}
+
+
+@pytest.mark.parametrize("answer", list(HISTOGRAMS))
+def test_13_malformed_histogram_is_refused(hostile: Hostile, answer: str) -> None:
+    with pytest.raises(UnexpectedResponseError, match=REFUSED + "histogram query"):
+        _read(hostile, FULL, HISTOGRAMS[answer], max_timestamp=T1)
+
+
+def test_13_probe_with_rows_is_refused(hostile: Hostile) -> None:
+    hostile.serve(Answer(_stream(pa.table({"s": ["x"]}))))  # the probe (LIMIT 0) answered with a row
+    with pytest.raises(UnexpectedResponseError, match=REFUSED + "query for the result's columns has 1 rows"):
+        logfire_io.read_logfire_arrow(
+            "SELECT s FROM records ORDER BY s",
+            read_token=TOKEN,
+            base_url=hostile.base_url,
+            min_timestamp=T0,
+            max_timestamp=T1,
+            slices=2,
+            progress=False,
+            limit=1,
+        )
+
+
+def test_13_well_formed_planning_answers_are_used(hostile: Hostile) -> None:
+    """The control: an empty window's bounds end the read with no row; a histogram is planned from."""
+    assert (
+        _read(
+            hostile, _stats(None, None, 0), Answer(_stream(pa.table({"s": pa.array([], pa.string())}))), slices=4
+        ).num_rows
+        == 0
+    )
+    table = _read(
+        hostile,
+        FULL,
+        _histogram(pa.array([T0], UTC_US), [3]),
+        Answer(_stream(pa.table({"s": ["a", "b", "c"]}))),
+        max_timestamp=T1,
+    )
+    assert table.column("s").to_pylist() == ["a", "b", "c"]
+
+
+TYPES = st.sampled_from([UTC_US, pa.timestamp("ns"), pa.timestamp("s", "UTC"), pa.int64(), pa.string(), pa.float64()])
+
+
+@st.composite
+def stats_answers(draw: st.DrawFn) -> bytes:
+    """Any one-row table of up to four columns, named like the answer's or not, of any type."""
+    names = draw(st.lists(st.sampled_from(["lo", "hi", "n", "x"]), min_size=1, max_size=4))
+    columns = {}
+    for name in names:
+        data_type = draw(TYPES)
+        value = draw(st.none() | st.integers(-(2**62), 2**62))
+        columns[name] = (
+            pa.array([value], pa.int64()).cast(data_type, safe=False) if value is not None else pa.nulls(1, data_type)
+        )
+    return _stream(pa.table(columns))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=stats_answers())
+def test_13_any_window_bounds_answer_is_read_or_refused(hostile: Hostile, body: bytes) -> None:
+    hostile.requests.clear()
+    try:
+        _read(hostile, Answer(body), Answer(_stream(pa.table({"s": pa.array([], pa.string())}))), slices=1)
+    except LogfireIOError as exc:
+        assert isinstance(exc, UnexpectedResponseError), exc
