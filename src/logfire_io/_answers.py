@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from logfire_io._protocol import EARLIEST_BOUND, LATEST_BOUND
 
-__all__ = ["histogram_problem", "probe_problem", "stats_problem", "times"]
+__all__ = ["first_rows_problem", "histogram_problem", "probe_problem", "stats_problem", "times"]
 
 _UTC_US = pa.timestamp("us", "UTC")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -89,3 +89,21 @@ def probe_problem(table: pa.Table) -> str | None:
     """Why an answer to ``probe_sql`` (the query's columns, no row) cannot be used, or None."""
     rows = table.num_rows
     return f"the answer to the query for the result's columns has {rows} rows, not 0" if rows else None
+
+
+def first_rows_problem(table: pa.Table, low: datetime | None, high: datetime | None) -> str | None:
+    """Why an answer to ``first_rows_sql`` (the rows, then their time, in time order) cannot be used, or None.
+
+    The read keeps the rows before the last row's time and resumes there, so the time must be a timestamp column,
+    last, with no null, inside the window, and in order: otherwise rows would be kept twice or never read.
+    """
+    answer = "first request (the window's first rows in time order)"
+    if not table.num_columns or table.column_names[-1] != "__logfire_t":
+        return f"the answer to the {answer} does not end with its time column __logfire_t"
+    column = table.column(table.num_columns - 1)
+    problem = _times_problem(column, low or EARLIEST_BOUND, high or LATEST_BOUND, answer)
+    if problem is None and len(column) > 1:
+        ticks = column.cast(pa.int64())
+        if not pc.all(pc.less_equal(ticks[:-1], ticks[1:])).as_py():
+            problem = f"the answer to the {answer} is not in time order"
+    return problem

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import polars as pl
-from logfire_io._answers import histogram_problem, probe_problem, stats_problem, times
+from logfire_io._answers import first_rows_problem, histogram_problem, probe_problem, stats_problem, times
 from logfire_io._client import LogfireQueryClient
 from logfire_io._exceptions import ConfigurationError, RowCapError
 from logfire_io._json import JSONColumns, decode_json_columns
@@ -468,7 +468,12 @@ def iter_tables(client: LogfireQueryClient, request: ReadRequest, *, owns_client
     first, resume_at = None, None
     if tries_whole_first(request):
         kept_sql = first_sql(query, request)
-        answer = request_table(client, request, kept_sql or whole, request.limit or MAX_LIMIT, whole_hint)
+        if kept_sql is None:
+            answer = request_table(client, request, whole, request.limit or MAX_LIMIT, whole_hint)
+        else:
+            own = _own_window(request)
+            check = lambda answer: first_rows_problem(answer, *own)  # noqa: E731
+            answer = request_table(client, request, kept_sql, MAX_LIMIT, whole_hint, check)
         if kept_sql is not None:
             answer, resume_at = split_first(answer)
         first = _check_names(answer)

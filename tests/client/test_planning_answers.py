@@ -23,7 +23,14 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T1 = T0 + timedelta(hours=1)
 UTC_US = pa.timestamp("us", "UTC")
 REFUSED = r"POST http://127\.0\.0\.1:\d+/v2/query was refused: the answer to the "
-FULL = Answer(_stream(pa.table({"s": pa.array(["x"] * 10_000)})))  # the whole window came back at the cap
+
+
+def _first(times: pa.Array, names: tuple[str, str] = ("s", "__logfire_t")) -> Answer:
+    """An answer to the read's first request: its rows, then their time (the read keeps those before the last)."""
+    return Answer(_stream(pa.table({names[0]: pa.array(["x"] * len(times)), names[1]: times})))
+
+
+FULL = _first(pa.array([T0] * 10_000, UTC_US))  # the window's first rows came back at the cap, all at T0
 
 
 def _stats(lo: object = T0, hi: object = T1, n: object = 5, types: tuple = (UTC_US, UTC_US, pa.int64())) -> Answer:
@@ -81,6 +88,23 @@ HISTOGRAMS = {
 def test_13_malformed_histogram_is_refused(hostile: Hostile, answer: str) -> None:
     with pytest.raises(UnexpectedResponseError, match=REFUSED + "histogram query"):
         _read(hostile, FULL, HISTOGRAMS[answer], max_timestamp=T1)
+
+
+FIRST_ANSWERS = {
+    "no time column": _first(pa.array([T0] * 10_000, UTC_US), ("s", "t")),
+    "time as text": _first(pa.array(["2026-01-01"] * 10_000)),
+    "null time": _first(pa.array([None] * 10_000, UTC_US)),
+    "time before the window": _first(pa.array([T0 - timedelta(days=1)] * 10_000, UTC_US)),
+    "out of time order": _first(pa.array([T0 + timedelta(seconds=9_999 - i) for i in range(10_000)], UTC_US)),
+}
+
+
+@pytest.mark.parametrize("answer", list(FIRST_ANSWERS))
+def test_16_malformed_first_answer_is_refused(hostile: Hostile, answer: str) -> None:
+    """The rows the read keeps from its first answer are trusted only once their times are checked."""
+    with pytest.raises(UnexpectedResponseError, match=REFUSED + "first request"):
+        _read(hostile, FIRST_ANSWERS[answer], max_timestamp=T1)
+    assert len(hostile.requests) == 1
 
 
 def test_13_probe_with_rows_is_refused(hostile: Hostile) -> None:
