@@ -6,8 +6,9 @@ are the projection. Each is fetched as ``"attributes" ->> 'key'`` (its text, a s
 whole JSON document, and turned into the declared dtype here, with the same rule the pushed SQL uses:
 
 - ``String``: the text as is (an object or list value is its JSON text);
-- integers and floats: the text cast leniently (SQL ``TRY_CAST``, polars ``cast(strict=False)``): a value that
-  is not a number of that kind is null, on both sides, so a filter pushed as SQL (``Int64`` and ``Float64``
+- integers and floats: the text cast leniently (SQL ``TRY_CAST``, polars ``cast(strict=False)``), ASCII
+  whitespace around it trimmed first as SQL's cast trims it (``" 7 "`` is 7): a value that is not a number of
+  that kind is null, on both sides, so a filter pushed as SQL (``Int64`` and ``Float64``
   fields; narrower ones are filtered locally) keeps exactly the rows the local filter keeps;
 - ``Boolean``: ``true``/``false``, anything else null;
 - a nested struct or a list: the text decoded as JSON with that dtype (a value that does not fit is a
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
 
 __all__ = ["StructFields", "field_sql"]
 
+_CAST_TRIMS = " \t\n\r\x0c"
+"""What SQL's ``TRY_CAST`` of text to a number ignores around it (Rust's ASCII whitespace; not ``\\x0b``)."""
+
 _SQL_CASTS = {pl.Int64: "BIGINT", pl.Float64: "DOUBLE"}
 """Numeric field dtypes a filter is pushed for, and the SQL type of the same width their text is cast to.
 
@@ -66,6 +70,8 @@ def _from_text(text: pl.Expr, dtype: pl.DataType) -> pl.Expr:
         return pl.when(text == "true").then(True).when(text == "false").then(False).otherwise(None)
     if dtype.is_nested():
         return text.str.json_decode(dtype)
+    if dtype.is_numeric():
+        text = text.str.strip_chars(_CAST_TRIMS)
     return text.cast(dtype, strict=False)
 
 

@@ -1,0 +1,64 @@
+"""Regressions found by an adversary of attribute pushdown, each a minimal repro against the real local server.
+
+The rule under test: a filter pushed as SQL must never drop a row that the same polars filter, applied to the
+fields as the scan builds them, keeps (the scan filters every batch locally again, so extra rows are harmless).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+import polars as pl
+from logfire_io.polars import scan_logfire
+from logfire_io.server import LocalLogfire
+from tests.helpers import make_records
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+DOCUMENTS = [
+    {"n": " 7 ", "x": "\t2.5\n"},  # SQL's TRY_CAST trims ASCII whitespace around a number
+    {"n": "7\r\n", "x": " inf"},
+    {"n": 7, "x": 2.5},
+    {"n": "7", "x": "2.5"},
+    {"n": "\x0b7", "x": "\x0b2.5"},  # a vertical tab is not trimmed, by SQL nor here
+    {},
+]
+DTYPE = pl.Struct({"n": pl.Int64, "x": pl.Float64})
+
+
+@pytest.fixture(scope="module")
+def odd() -> Iterator[LocalLogfire]:
+    times = [T0 + timedelta(seconds=i) for i in range(len(DOCUMENTS))]
+    records = make_records(times, attributes=[json.dumps(d) for d in DOCUMENTS])
+    with LocalLogfire(records=records) as srv:
+        yield srv
+
+
+def _field(name: str) -> pl.Expr:
+    return pl.col("attributes").struct.field(name)
+
+
+def _scan(srv: LocalLogfire, dtype: pl.Struct = DTYPE) -> pl.LazyFrame:
+    return scan_logfire(
+        "records", read_token=srv.read_token, base_url=srv.base_url, json_columns={"attributes": dtype}, progress=False
+    )
+
+
+def _assert_pushed_equals_local(srv: LocalLogfire, predicate: pl.Expr, dtype: pl.Struct = DTYPE) -> pl.DataFrame:
+    """The scan filtered with ``predicate`` (pushed) equals the whole scan filtered with it afterwards."""
+    scan = _scan(srv, dtype).select("span_id", "attributes")
+    got = scan.filter(predicate).collect().sort("span_id")
+    assert got.equals(scan.collect().filter(predicate).sort("span_id"))
+    return got
+
+
+@pytest.mark.parametrize("predicate", [_field("n").is_null(), _field("x").is_null(), _field("n").is_not_null()])
+def test_numbers_padded_with_whitespace_are_read_as_sql_casts_them(odd: LocalLogfire, predicate: pl.Expr) -> None:
+    """Regression: ``" 7 "`` was null here but 7 in SQL, so a pushed ``is_null`` dropped a row polars keeps."""
+    _assert_pushed_equals_local(odd, predicate)
+    values = _scan(odd).select(_field("n"), _field("x")).collect()
+    assert values["n"].to_list() == [7, 7, 7, 7, None, None]
+    assert values["x"].to_list() == [2.5, float("inf"), 2.5, 2.5, None, None]
