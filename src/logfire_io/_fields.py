@@ -16,7 +16,8 @@ whole JSON document, and turned into the declared dtype here, with the same rule
 - other dtypes (``Categorical``, ``Enum``, ``Decimal``): the text cast leniently; temporal dtypes are refused
   (declare them ``String`` and convert after collecting).
 
-A null document (SQL NULL) stays a null struct: one boolean column per JSON column says which rows are null.
+A null document (SQL NULL, or the JSON text ``null``) is a null struct, as :func:`read_logfire` makes it: one
+boolean column per JSON column says which rows are null (``json_length`` is NULL for both, and for a scalar).
 
 Why the declared dtype and not the fields a query uses: polars' IO plugin callback receives column names
 (``select(pl.col("attributes").struct.field("a"))`` arrives as ``with_columns=["attributes"]``), a predicate and
@@ -38,7 +39,7 @@ from logfire_io._sql import quote_identifier, quote_literal
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["StructFields", "field_sql"]
+__all__ = ["StructFields", "field_sql", "null_sql"]
 
 _CAST_TRIMS = " \t\n\r\x0c"
 """What SQL's ``TRY_CAST`` of text to a number ignores around it (Rust's ASCII whitespace; not ``\\x0b``)."""
@@ -60,6 +61,11 @@ def field_sql(column: str, key: str, dtype: pl.DataType) -> str | None:
         return _text_sql(column, key)
     cast = next((sql for kind, sql in _SQL_CASTS.items() if dtype == kind), None)
     return None if cast is None else f"TRY_CAST({_text_sql(column, key)} AS {cast})"
+
+
+def null_sql(column: str) -> str:
+    """SQL true where JSON ``column`` holds no object: SQL NULL or JSON ``null`` (a null struct, as read whole)."""
+    return f"(json_length({quote_identifier(column)}) IS NULL)"
 
 
 def _from_text(text: pl.Expr, dtype: pl.DataType) -> pl.Expr:
@@ -113,7 +119,7 @@ class StructFields:
             f"{_text_sql(column, field.name)} AS {quote_identifier(self._alias(column, i))}"
             for i, field in enumerate(self.structs[column].fields)
         ]
-        return [*fields, f"({quote_identifier(column)} IS NULL) AS {quote_identifier(self._alias(column, 'null'))}"]
+        return [*fields, f"{null_sql(column)} AS {quote_identifier(self._alias(column, 'null'))}"]
 
     def assemble(self, frame: pl.DataFrame) -> pl.DataFrame:
         """``frame`` with every struct column fetched field by field built back, in place of its pieces."""

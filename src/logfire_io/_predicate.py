@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from logfire_io._fields import field_sql
+from logfire_io._fields import field_sql, null_sql
 from logfire_io._sql import quote_identifier, quote_literal
 
 if TYPE_CHECKING:
@@ -101,6 +101,8 @@ def _sql_literal(value: Any) -> str:
 def _sql(node: dict[str, Any], structs: Structs) -> str:
     kind, body = next(iter(node.items()))
     if kind == "Column":
+        if body in structs:  # a JSON column fetched field by field: only whether it is null can be asked of it
+            raise _Untranslatable
         return quote_identifier(body)
     if kind == "Literal":
         return _sql_literal(_literal_value(node))
@@ -134,6 +136,9 @@ def _function(function: Any, inputs: list[dict[str, Any]], structs: Structs) -> 
         return _field(inputs[0], options["FieldByName"], structs)
     if name == "Boolean":
         boolean, detail = (options, None) if isinstance(options, str) else next(iter(options.items()))
+        column = inputs[0].get("Column")
+        if boolean in {"IsNull", "IsNotNull"} and column in structs:
+            return null_sql(column) if boolean == "IsNull" else f"(NOT {null_sql(column)})"
         if boolean == "IsNull":
             return f"({_sql(inputs[0], structs)} IS NULL)"
         if boolean == "IsNotNull":

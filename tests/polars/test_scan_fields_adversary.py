@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import polars as pl
-from logfire_io.polars import scan_logfire
+from logfire_io.polars import read_logfire, scan_logfire
 from logfire_io.server import LocalLogfire
 from tests.helpers import make_records
 
@@ -62,3 +62,33 @@ def test_numbers_padded_with_whitespace_are_read_as_sql_casts_them(odd: LocalLog
     values = _scan(odd).select(_field("n"), _field("x")).collect()
     assert values["n"].to_list() == [7, 7, 7, 7, None, None]
     assert values["x"].to_list() == [2.5, float("inf"), 2.5, 2.5, None, None]
+
+
+@pytest.fixture(scope="module")
+def nulls() -> Iterator[LocalLogfire]:
+    documents = ['{"a": 1}', "null", None, " null ", '{"a": null}', "{}"]
+    records = make_records([T0 + timedelta(seconds=i) for i in range(len(documents))], attributes=documents)
+    with LocalLogfire(records=records) as srv:
+        yield srv
+
+
+@pytest.mark.parametrize(
+    "predicate", [None, pl.col("attributes").is_null(), pl.col("attributes").is_not_null(), _field("a").is_null()]
+)
+def test_a_json_null_document_is_a_null_struct_as_read_logfire_makes_it(
+    nulls: LocalLogfire, predicate: pl.Expr | None
+) -> None:
+    """Regression: the text ``null`` became a struct of null fields (only SQL NULL was a null struct)."""
+    dtype = pl.Struct({"a": pl.Int64})
+    expected = read_logfire(
+        "SELECT span_id, attributes FROM records",
+        read_token=nulls.read_token,
+        base_url=nulls.base_url,
+        json_columns={"attributes": dtype},
+        progress=False,
+    )
+    scan = _scan(nulls, dtype).select("span_id", "attributes")
+    if predicate is not None:
+        scan, expected = scan.filter(predicate), expected.filter(predicate)
+    assert scan.collect().sort("span_id").equals(expected.sort("span_id"))
+    assert expected.height > 0
