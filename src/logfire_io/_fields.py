@@ -83,6 +83,13 @@ def _from_text(text: pl.Expr, dtype: pl.DataType) -> pl.Expr:
 
 def _check(column: str, dtype: pl.Struct) -> pl.Struct:
     """``dtype`` if every field can be built from its text; a temporal field cannot (its text is not JSON)."""
+    if not dtype.fields:
+        msg = (
+            f"`json_columns` declares no field of {column!r} (an empty pl.Struct), so a scan has nothing to fetch "
+            f"of it.\n\nHint: declare the keys the analysis needs, e.g. {{{column!r}: pl.Struct({{'http.route': "
+            "pl.String})}, or json_columns='auto'."
+        )
+        raise ConfigurationError(msg)
     for field in dtype.fields:
         if field.dtype.is_temporal() or field.dtype in (pl.Binary, pl.Object, pl.Null):
             msg = (
