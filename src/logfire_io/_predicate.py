@@ -32,6 +32,12 @@ _INTEGERS = {"Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UI
 _FLOATS = {"Float32", "Float64", "Float"}
 
 
+_MAX_PUSHED_CHARS = 4_096
+"""At most this much SQL of filters is pushed, conjunct by conjunct; the rest is filtered locally. A long
+``is_in`` list would otherwise make a request the service refuses (a body over its limit, or a URL over its
+limit on the v1 API, which sends the SQL as a query parameter)."""
+
+
 class _Untranslatable(Exception):
     pass
 
@@ -224,13 +230,17 @@ def translate(predicate: pl.Expr | None, *, time_column: str | None = None, stru
     if predicate is None:
         return Pushdown(None)
     tree = json.loads(predicate.meta.serialize(format="json"))
-    parts, low, high, complete = [], None, None, True
+    parts: list[str] = []
+    low, high, complete = None, None, True
     for conjunct in _conjuncts(tree):
         try:
-            parts.append(_sql(conjunct, structs or {}))
+            sql = _sql(conjunct, structs or {})
         except Exception:  # any node we cannot read is simply not pushed: polars still filters locally
+            sql = None
+        if sql is None or sum(map(len, parts)) + len(sql) > _MAX_PUSHED_CHARS:
             complete = False
             continue
+        parts.append(sql)
         if time_column is not None:
             bound_low, bound_high = _bound(conjunct, time_column)
             low = max(low, bound_low) if low and bound_low else (low or bound_low)

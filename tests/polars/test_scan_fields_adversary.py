@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import polars as pl
+from logfire_io import ConfigurationError
+from logfire_io._predicate import translate
 from logfire_io.polars import read_logfire, scan_logfire
 from logfire_io.server import LocalLogfire
 from tests.helpers import make_records
@@ -92,3 +94,20 @@ def test_a_json_null_document_is_a_null_struct_as_read_logfire_makes_it(
         scan, expected = scan.filter(predicate), expected.filter(predicate)
     assert scan.collect().sort("span_id").equals(expected.sort("span_id"))
     assert expected.height > 0
+
+
+def test_a_struct_without_fields_is_refused_when_the_scan_is_made() -> None:
+    """Regression: ``pl.Struct({})`` failed at collect with polars' ValueError about ``as_struct``."""
+    empty = {"attributes": pl.Struct({})}
+    with pytest.raises(ConfigurationError, match=r"(?s)declares no field of 'attributes'.*Hint"):
+        scan_logfire("records", read_token="t", base_url="http://127.0.0.1:9", json_columns=empty)
+
+
+def test_a_filter_too_long_to_send_is_applied_locally(odd: LocalLogfire) -> None:
+    """Regression: ``is_in`` with 60,000 values was pushed as a 1 MB request body, which the service refused."""
+    values = [f"value-{i:08d}" for i in range(60_000)]
+    got = _assert_pushed_equals_local(odd, (_field("n") == 7) | pl.col("span_id").is_in(values))
+    assert got.height == 4
+    pushed = translate(pl.col("span_id").is_in(values) & (_field("n") == 7), structs={"attributes": DTYPE})
+    assert pushed.where == "(TRY_CAST((\"attributes\" ->> 'n') AS BIGINT) = 7)"
+    assert not pushed.complete
