@@ -9,6 +9,7 @@ translatable conjuncts are still pushed.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -92,7 +93,7 @@ def _sql_literal(value: Any) -> str:
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, int | float):
-        if isinstance(value, float) and value != value:  # NaN
+        if isinstance(value, float) and not math.isfinite(value):  # SQL has no literal for NaN or infinity
             raise _Untranslatable
         return repr(value)
     if isinstance(value, str):

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import polars as pl
 from logfire_io import ConfigurationError
@@ -18,6 +20,7 @@ from logfire_io._predicate import translate
 from logfire_io.polars import read_logfire, scan_logfire
 from logfire_io.server import LocalLogfire
 from tests.helpers import make_records
+from tests.strategies import boolean_combinations
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DOCUMENTS = [
@@ -111,3 +114,71 @@ def test_a_filter_too_long_to_send_is_applied_locally(odd: LocalLogfire) -> None
     pushed = translate(pl.col("span_id").is_in(values) & (_field("n") == 7), structs={"attributes": DTYPE})
     assert pushed.where == "(TRY_CAST((\"attributes\" ->> 'n') AS BIGINT) = 7)"
     assert not pushed.complete
+
+
+TEXTS = [" 7 ", "7", "-7", "1e3", "5.0", "NaN", "inf", "-Infinity", "0x10", "", "100%_x", "école", "ÉCOLE", "a\\b", "'"]
+VALUES = [7, -7, 0, 5.0, 2.5, -0.0, 1e300, 2**63, -(2**63), 2**64, True, False, None, {"k": 1}, [1, 2], *TEXTS]
+ROGUES = pl.Struct({"n": pl.Int64, "x": pl.Float64, "s": pl.String})
+
+
+@pytest.fixture(scope="module")
+def rogues() -> Iterator[LocalLogfire]:
+    """One row per value of VALUES under each key (and rows missing the key, JSON null and SQL NULL documents)."""
+    documents = [json.dumps({key: value}) for value in VALUES for key in ROGUES.to_schema()]
+    documents += ["{}", "null", None, json.dumps({"n": 7, "x": 7, "s": "7"})]
+    records = make_records([T0 + timedelta(seconds=i) for i in range(len(documents))], attributes=documents)
+    with LocalLogfire(records=records) as srv:
+        yield srv
+
+
+_numbers = {
+    "n": st.sampled_from([0, 7, -7, 5, 2**63 - 1, -(2**63)]),
+    "x": st.sampled_from([0.0, -0.0, 7.0, 2.5, 1e300, float("inf")]),
+}
+_strings = st.sampled_from(["7", " 7 ", "%", "_", "école", "É", "'", "\\", "", "1e3", '{"k": 1}', "[1, 2]", "true"])
+_rogue_atoms = st.one_of(
+    st.sampled_from([*ROGUES.to_schema(), None]).map(
+        lambda k: pl.col("attributes").is_null() if k is None else _field(k).is_null()
+    ),
+    st.sampled_from(["n", "x"]).flatmap(
+        lambda k: st.tuples(st.sampled_from(["eq", "ne", "lt", "le", "gt", "ge"]), _numbers[k]).map(
+            lambda t: getattr(_field(k), t[0])(t[1])
+        )
+    ),
+    st.sampled_from(["n", "x"]).flatmap(
+        lambda k: st.lists(_numbers[k], min_size=1, max_size=3).map(lambda v: _field(k).is_in(v))
+    ),
+    st.tuples(st.sampled_from(["eq", "ne", "lt", "gt"]), _strings).map(lambda t: getattr(_field("s"), t[0])(t[1])),
+    st.tuples(st.sampled_from(["starts_with", "ends_with"]), _strings).map(
+        lambda t: getattr(_field("s").str, t[0])(t[1])
+    ),
+    _strings.map(lambda v: _field("s").str.contains(v, literal=True)),
+    st.lists(_strings, min_size=1, max_size=3).map(lambda v: _field("s").is_in(v)),
+)
+
+
+@pytest.fixture(scope="module")
+def rogue_frame(rogues: LocalLogfire) -> pl.DataFrame:
+    """The whole scan of the rogues, unfiltered: the fields as the scan builds them."""
+    return _scan(rogues, ROGUES).select("span_id", "attributes").collect()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(predicate=boolean_combinations(_rogue_atoms), head=st.none() | st.integers(1, 5))
+def test_pushed_filters_on_rogue_values_keep_what_polars_keeps(
+    rogues: LocalLogfire, rogue_frame: pl.DataFrame, predicate: pl.Expr, head: int | None
+) -> None:
+    """Values of every JSON type under keys declared Int64, Float64 and String: SQL never drops a kept row."""
+    kept = rogue_frame.filter(predicate)
+    scan = _scan(rogues, ROGUES).select("span_id", "attributes").filter(predicate)
+    got = scan.collect() if head is None else scan.head(head).collect()
+    assert got.height == (kept.height if head is None else min(head, kept.height))
+    assert got.join(kept, on="span_id", how="anti", nulls_equal=True).is_empty()
+    assert head is not None or got.sort("span_id").equals(kept.sort("span_id"))
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf")])
+def test_an_infinite_literal_in_is_in_is_filtered_locally(odd: LocalLogfire, value: float) -> None:
+    """Regression: ``is_in([inf])`` was pushed as ``IN (inf)``, which SQL reads as a column named inf."""
+    got = _assert_pushed_equals_local(odd, _field("x").is_in([value, 2.5]))
+    assert got.height == 3 + (value > 0)
