@@ -32,67 +32,82 @@ DOCUMENTS = [
     {},
 ]
 DTYPE = pl.Struct({"n": pl.Int64, "x": pl.Float64})
+NULLS = ['{"a": 1}', "null", None, " null ", '{"a": null}', "{}"]
+TEXTS = [" 7 ", "7", "-7", "1e3", "5.0", "NaN", "inf", "-Infinity", "0x10", "", "100%_x", "école", "ÉCOLE", "a\\b", "'"]
+VALUES = [7, -7, 0, 5.0, 2.5, -0.0, 1e300, 2**63, -(2**63), 2**64, True, False, None, {"k": 1}, [1, 2], *TEXTS]
+ROGUES = pl.Struct({"n": pl.Int64, "x": pl.Float64, "s": pl.String})
+GROUPS: dict[str, list[str | None]] = {
+    "odd": [json.dumps(d) for d in DOCUMENTS],
+    "nulls": NULLS,
+    "rogues": [json.dumps({key: value}) for value in VALUES for key in ROGUES.to_schema()]
+    + ["{}", "null", None, json.dumps({"n": 7, "x": 7, "s": "7"})],
+}
+"""Attributes documents, each group in its own hour of one server's records."""
 
 
 @pytest.fixture(scope="module")
-def odd() -> Iterator[LocalLogfire]:
-    times = [T0 + timedelta(seconds=i) for i in range(len(DOCUMENTS))]
-    records = make_records(times, attributes=[json.dumps(d) for d in DOCUMENTS])
-    with LocalLogfire(records=records) as srv:
-        yield srv
+def srv() -> Iterator[LocalLogfire]:
+    times = [T0 + timedelta(hours=h, seconds=i) for h, docs in enumerate(GROUPS.values()) for i in range(len(docs))]
+    records = make_records(times, attributes=[d for docs in GROUPS.values() for d in docs])
+    with LocalLogfire(records=records) as server:
+        yield server
+
+
+def _window(group: str) -> dict[str, datetime]:
+    start = T0 + timedelta(hours=list(GROUPS).index(group))
+    return {"min_timestamp": start, "max_timestamp": start + timedelta(hours=1)}
 
 
 def _field(name: str) -> pl.Expr:
     return pl.col("attributes").struct.field(name)
 
 
-def _scan(srv: LocalLogfire, dtype: pl.Struct = DTYPE) -> pl.LazyFrame:
+def _scan(srv: LocalLogfire, dtype: pl.Struct = DTYPE, group: str = "odd") -> pl.LazyFrame:
+    """The records of one group scanned, ``attributes`` declared ``dtype``."""
     return scan_logfire(
-        "records", read_token=srv.read_token, base_url=srv.base_url, json_columns={"attributes": dtype}, progress=False
+        "records",
+        read_token=srv.read_token,
+        base_url=srv.base_url,
+        json_columns={"attributes": dtype},
+        progress=False,
+        **_window(group),
     )
 
 
-def _assert_pushed_equals_local(srv: LocalLogfire, predicate: pl.Expr, dtype: pl.Struct = DTYPE) -> pl.DataFrame:
+def _assert_pushed_equals_local(srv: LocalLogfire, predicate: pl.Expr) -> pl.DataFrame:
     """The scan filtered with ``predicate`` (pushed) equals the whole scan filtered with it afterwards."""
-    scan = _scan(srv, dtype).select("span_id", "attributes")
+    scan = _scan(srv).select("span_id", "attributes")
     got = scan.filter(predicate).collect().sort("span_id")
     assert got.equals(scan.collect().filter(predicate).sort("span_id"))
     return got
 
 
 @pytest.mark.parametrize("predicate", [_field("n").is_null(), _field("x").is_null(), _field("n").is_not_null()])
-def test_numbers_padded_with_whitespace_are_read_as_sql_casts_them(odd: LocalLogfire, predicate: pl.Expr) -> None:
+def test_numbers_padded_with_whitespace_are_read_as_sql_casts_them(srv: LocalLogfire, predicate: pl.Expr) -> None:
     """Regression: ``" 7 "`` was null here but 7 in SQL, so a pushed ``is_null`` dropped a row polars keeps."""
-    _assert_pushed_equals_local(odd, predicate)
-    values = _scan(odd).select(_field("n"), _field("x")).collect()
+    _assert_pushed_equals_local(srv, predicate)
+    values = _scan(srv).select(_field("n"), _field("x")).collect()
     assert values["n"].to_list() == [7, 7, 7, 7, None, None]
     assert values["x"].to_list() == [2.5, float("inf"), 2.5, 2.5, None, None]
-
-
-@pytest.fixture(scope="module")
-def nulls() -> Iterator[LocalLogfire]:
-    documents = ['{"a": 1}', "null", None, " null ", '{"a": null}', "{}"]
-    records = make_records([T0 + timedelta(seconds=i) for i in range(len(documents))], attributes=documents)
-    with LocalLogfire(records=records) as srv:
-        yield srv
 
 
 @pytest.mark.parametrize(
     "predicate", [None, pl.col("attributes").is_null(), pl.col("attributes").is_not_null(), _field("a").is_null()]
 )
 def test_a_json_null_document_is_a_null_struct_as_read_logfire_makes_it(
-    nulls: LocalLogfire, predicate: pl.Expr | None
+    srv: LocalLogfire, predicate: pl.Expr | None
 ) -> None:
     """Regression: the text ``null`` became a struct of null fields (only SQL NULL was a null struct)."""
     dtype = pl.Struct({"a": pl.Int64})
     expected = read_logfire(
         "SELECT span_id, attributes FROM records",
-        read_token=nulls.read_token,
-        base_url=nulls.base_url,
+        read_token=srv.read_token,
+        base_url=srv.base_url,
         json_columns={"attributes": dtype},
         progress=False,
+        **_window("nulls"),
     )
-    scan = _scan(nulls, dtype).select("span_id", "attributes")
+    scan = _scan(srv, dtype, "nulls").select("span_id", "attributes")
     if predicate is not None:
         scan, expected = scan.filter(predicate), expected.filter(predicate)
     assert scan.collect().sort("span_id").equals(expected.sort("span_id"))
@@ -106,29 +121,14 @@ def test_a_struct_without_fields_is_refused_when_the_scan_is_made() -> None:
         scan_logfire("records", read_token="t", base_url="http://127.0.0.1:9", json_columns=empty)
 
 
-def test_a_filter_too_long_to_send_is_applied_locally(odd: LocalLogfire) -> None:
+def test_a_filter_too_long_to_send_is_applied_locally(srv: LocalLogfire) -> None:
     """Regression: ``is_in`` with 60,000 values was pushed as a 1 MB request body, which the service refused."""
     values = [f"value-{i:08d}" for i in range(60_000)]
-    got = _assert_pushed_equals_local(odd, (_field("n") == 7) | pl.col("span_id").is_in(values))
+    got = _assert_pushed_equals_local(srv, (_field("n") == 7) | pl.col("span_id").is_in(values))
     assert got.height == 4
     pushed = translate(pl.col("span_id").is_in(values) & (_field("n") == 7), structs={"attributes": DTYPE})
     assert pushed.where == "(TRY_CAST((\"attributes\" ->> 'n') AS BIGINT) = 7)"
     assert not pushed.complete
-
-
-TEXTS = [" 7 ", "7", "-7", "1e3", "5.0", "NaN", "inf", "-Infinity", "0x10", "", "100%_x", "école", "ÉCOLE", "a\\b", "'"]
-VALUES = [7, -7, 0, 5.0, 2.5, -0.0, 1e300, 2**63, -(2**63), 2**64, True, False, None, {"k": 1}, [1, 2], *TEXTS]
-ROGUES = pl.Struct({"n": pl.Int64, "x": pl.Float64, "s": pl.String})
-
-
-@pytest.fixture(scope="module")
-def rogues() -> Iterator[LocalLogfire]:
-    """One row per value of VALUES under each key (and rows missing the key, JSON null and SQL NULL documents)."""
-    documents = [json.dumps({key: value}) for value in VALUES for key in ROGUES.to_schema()]
-    documents += ["{}", "null", None, json.dumps({"n": 7, "x": 7, "s": "7"})]
-    records = make_records([T0 + timedelta(seconds=i) for i in range(len(documents))], attributes=documents)
-    with LocalLogfire(records=records) as srv:
-        yield srv
 
 
 _numbers = {
@@ -158,19 +158,19 @@ _rogue_atoms = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def rogue_frame(rogues: LocalLogfire) -> pl.DataFrame:
+def rogue_frame(srv: LocalLogfire) -> pl.DataFrame:
     """The whole scan of the rogues, unfiltered: the fields as the scan builds them."""
-    return _scan(rogues, ROGUES).select("span_id", "attributes").collect()
+    return _scan(srv, ROGUES, "rogues").select("span_id", "attributes").collect()
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(predicate=boolean_combinations(_rogue_atoms), head=st.none() | st.integers(1, 5))
 def test_pushed_filters_on_rogue_values_keep_what_polars_keeps(
-    rogues: LocalLogfire, rogue_frame: pl.DataFrame, predicate: pl.Expr, head: int | None
+    srv: LocalLogfire, rogue_frame: pl.DataFrame, predicate: pl.Expr, head: int | None
 ) -> None:
     """Values of every JSON type under keys declared Int64, Float64 and String: SQL never drops a kept row."""
     kept = rogue_frame.filter(predicate)
-    scan = _scan(rogues, ROGUES).select("span_id", "attributes").filter(predicate)
+    scan = _scan(srv, ROGUES, "rogues").select("span_id", "attributes").filter(predicate)
     got = scan.collect() if head is None else scan.head(head).collect()
     assert got.height == (kept.height if head is None else min(head, kept.height))
     assert got.join(kept, on="span_id", how="anti", nulls_equal=True).is_empty()
@@ -178,7 +178,7 @@ def test_pushed_filters_on_rogue_values_keep_what_polars_keeps(
 
 
 @pytest.mark.parametrize("value", [float("inf"), float("-inf")])
-def test_an_infinite_literal_in_is_in_is_filtered_locally(odd: LocalLogfire, value: float) -> None:
+def test_an_infinite_literal_in_is_in_is_filtered_locally(srv: LocalLogfire, value: float) -> None:
     """Regression: ``is_in([inf])`` was pushed as ``IN (inf)``, which SQL reads as a column named inf."""
-    got = _assert_pushed_equals_local(odd, _field("x").is_in([value, 2.5]))
+    got = _assert_pushed_equals_local(srv, _field("x").is_in([value, 2.5]))
     assert got.height == 3 + (value > 0)
