@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 
 __all__ = ["StructFields", "field_sql", "null_sql"]
 
+_ARRAY_COLUMNS = frozenset({"otel_events", "otel_links"})
+"""Logfire's JSON columns that hold an array: a struct's ``->> 'key'`` on them is always NULL."""
+
 _CAST_TRIMS = " \t\n\r\x0c"
 """What SQL's ``TRY_CAST`` of text to a number ignores around it (Rust's ASCII whitespace; not ``\\x0b``)."""
 
@@ -82,7 +85,14 @@ def _from_text(text: pl.Expr, dtype: pl.DataType) -> pl.Expr:
 
 
 def _check(column: str, dtype: pl.Struct) -> pl.Struct:
-    """``dtype`` if every field can be built from its text; a temporal field cannot (its text is not JSON)."""
+    """``dtype`` if ``column`` holds objects and every field can be built from its text (a temporal one cannot)."""
+    if column in _ARRAY_COLUMNS:
+        msg = (
+            f"`json_columns` declares {column!r} a pl.Struct, but Logfire stores a JSON array in it, so every field "
+            f"would be null.\n\nHint: declare it a list of structs, e.g. {{{column!r}: pl.List(pl.Struct("
+            "{'name': pl.String}))}, decoded from its whole text."
+        )
+        raise ConfigurationError(msg)
     if not dtype.fields:
         msg = (
             f"`json_columns` declares no field of {column!r} (an empty pl.Struct), so a scan has nothing to fetch "

@@ -121,6 +121,14 @@ def test_a_struct_without_fields_is_refused_when_the_scan_is_made() -> None:
         scan_logfire("records", read_token="t", base_url="http://127.0.0.1:9", json_columns=empty)
 
 
+@pytest.mark.parametrize("column", ["otel_events", "otel_links"])
+def test_a_struct_for_an_array_column_is_refused_when_the_scan_is_made(column: str) -> None:
+    """Regression: ``otel_events`` declared a struct came back as a struct of null fields, silently."""
+    declared = {column: pl.Struct({"name": pl.String})}
+    with pytest.raises(ConfigurationError, match=r"(?s)JSON array.*pl\.List\(pl\.Struct"):
+        scan_logfire("records", read_token="t", base_url="http://127.0.0.1:9", json_columns=declared)
+
+
 def test_a_filter_too_long_to_send_is_applied_locally(srv: LocalLogfire) -> None:
     """Regression: ``is_in`` with 60,000 values was pushed as a 1 MB request body, which the service refused."""
     values = [f"value-{i:08d}" for i in range(60_000)]
