@@ -6,8 +6,9 @@ are the projection. Each is fetched as ``"attributes" ->> 'key'`` (its text, a s
 whole JSON document, and turned into the declared dtype here, with the same rule the pushed SQL uses:
 
 - ``String``: the text as is (an object or list value is its JSON text);
-- integers and floats: the text cast leniently (SQL ``TRY_CAST``, polars ``cast(strict=False)``): a value that
-  is not a number of that kind is null, on both sides, so a filter pushed as SQL (``Int64`` and ``Float64``
+- integers and floats: the text cast leniently (SQL ``TRY_CAST``, polars ``cast(strict=False)``), ASCII
+  whitespace around it trimmed first as SQL's cast trims it (``" 7 "`` is 7): a value that is not a number of
+  that kind is null, on both sides, so a filter pushed as SQL (``Int64`` and ``Float64``
   fields; narrower ones are filtered locally) keeps exactly the rows the local filter keeps;
 - ``Boolean``: ``true``/``false``, anything else null;
 - a nested struct or a list: the text decoded as JSON with that dtype (a value that does not fit is a
@@ -15,7 +16,8 @@ whole JSON document, and turned into the declared dtype here, with the same rule
 - other dtypes (``Categorical``, ``Enum``, ``Decimal``): the text cast leniently; temporal dtypes are refused
   (declare them ``String`` and convert after collecting).
 
-A null document (SQL NULL) stays a null struct: one boolean column per JSON column says which rows are null.
+A null document (SQL NULL, or the JSON text ``null``) is a null struct, as :func:`read_logfire` makes it: one
+boolean column per JSON column says which rows are null (``json_length`` is NULL for both, and for a scalar).
 
 Why the declared dtype and not the fields a query uses: polars' IO plugin callback receives column names
 (``select(pl.col("attributes").struct.field("a"))`` arrives as ``with_columns=["attributes"]``), a predicate and
@@ -37,7 +39,13 @@ from logfire_io._sql import quote_identifier, quote_literal
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["StructFields", "field_sql"]
+__all__ = ["StructFields", "field_sql", "null_sql"]
+
+_ARRAY_COLUMNS = frozenset({"otel_events", "otel_links"})
+"""Logfire's JSON columns that hold an array: a struct's ``->> 'key'`` on them is always NULL."""
+
+_CAST_TRIMS = " \t\n\r\x0c"
+"""What SQL's ``TRY_CAST`` of text to a number ignores around it (Rust's ASCII whitespace; not ``\\x0b``)."""
 
 _SQL_CASTS = {pl.Int64: "BIGINT", pl.Float64: "DOUBLE"}
 """Numeric field dtypes a filter is pushed for, and the SQL type of the same width their text is cast to.
@@ -58,6 +66,11 @@ def field_sql(column: str, key: str, dtype: pl.DataType) -> str | None:
     return None if cast is None else f"TRY_CAST({_text_sql(column, key)} AS {cast})"
 
 
+def null_sql(column: str) -> str:
+    """SQL true where JSON ``column`` holds no object: SQL NULL or JSON ``null`` (a null struct, as read whole)."""
+    return f"(json_length({quote_identifier(column)}) IS NULL)"
+
+
 def _from_text(text: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """The text of one field (as ``->>`` gives it) as ``dtype``, by the rules in the module docstring."""
     if dtype == pl.String:
@@ -66,11 +79,27 @@ def _from_text(text: pl.Expr, dtype: pl.DataType) -> pl.Expr:
         return pl.when(text == "true").then(True).when(text == "false").then(False).otherwise(None)
     if dtype.is_nested():
         return text.str.json_decode(dtype)
+    if dtype.is_numeric():
+        text = text.str.strip_chars(_CAST_TRIMS)
     return text.cast(dtype, strict=False)
 
 
 def _check(column: str, dtype: pl.Struct) -> pl.Struct:
-    """``dtype`` if every field can be built from its text; a temporal field cannot (its text is not JSON)."""
+    """``dtype`` if ``column`` holds objects and every field can be built from its text (a temporal one cannot)."""
+    if column in _ARRAY_COLUMNS:
+        msg = (
+            f"`json_columns` declares {column!r} a pl.Struct, but Logfire stores a JSON array in it, so every field "
+            f"would be null.\n\nHint: declare it a list of structs, e.g. {{{column!r}: pl.List(pl.Struct("
+            "{'name': pl.String}))}, decoded from its whole text."
+        )
+        raise ConfigurationError(msg)
+    if not dtype.fields:
+        msg = (
+            f"`json_columns` declares no field of {column!r} (an empty pl.Struct), so a scan has nothing to fetch "
+            f"of it.\n\nHint: declare the keys the analysis needs, e.g. {{{column!r}: pl.Struct({{'http.route': "
+            "pl.String})}, or json_columns='auto'."
+        )
+        raise ConfigurationError(msg)
     for field in dtype.fields:
         if field.dtype.is_temporal() or field.dtype in (pl.Binary, pl.Object, pl.Null):
             msg = (
@@ -107,7 +136,7 @@ class StructFields:
             f"{_text_sql(column, field.name)} AS {quote_identifier(self._alias(column, i))}"
             for i, field in enumerate(self.structs[column].fields)
         ]
-        return [*fields, f"({quote_identifier(column)} IS NULL) AS {quote_identifier(self._alias(column, 'null'))}"]
+        return [*fields, f"{null_sql(column)} AS {quote_identifier(self._alias(column, 'null'))}"]
 
     def assemble(self, frame: pl.DataFrame) -> pl.DataFrame:
         """``frame`` with every struct column fetched field by field built back, in place of its pieces."""

@@ -9,13 +9,14 @@ translatable conjuncts are still pushed.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from logfire_io._fields import field_sql
+from logfire_io._fields import field_sql, null_sql
 from logfire_io._sql import quote_identifier, quote_literal
 
 if TYPE_CHECKING:
@@ -30,6 +31,12 @@ __all__ = ["Pushdown", "translate"]
 _COMPARISONS = {"Eq": "=", "NotEq": "<>", "Lt": "<", "LtEq": "<=", "Gt": ">", "GtEq": ">="}
 _INTEGERS = {"Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Int", "Int128"}
 _FLOATS = {"Float32", "Float64", "Float"}
+
+
+_MAX_PUSHED_CHARS = 4_096
+"""At most this much SQL of filters is pushed, conjunct by conjunct; the rest is filtered locally. A long
+``is_in`` list would otherwise make a request the service refuses (a body over its limit, or a URL over its
+limit on the v1 API, which sends the SQL as a query parameter)."""
 
 
 class _Untranslatable(Exception):
@@ -86,7 +93,7 @@ def _sql_literal(value: Any) -> str:
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, int | float):
-        if isinstance(value, float) and value != value:  # NaN
+        if isinstance(value, float) and not math.isfinite(value):  # SQL has no literal for NaN or infinity
             raise _Untranslatable
         return repr(value)
     if isinstance(value, str):
@@ -101,6 +108,8 @@ def _sql_literal(value: Any) -> str:
 def _sql(node: dict[str, Any], structs: Structs) -> str:
     kind, body = next(iter(node.items()))
     if kind == "Column":
+        if body in structs:  # a JSON column fetched field by field: only whether it is null can be asked of it
+            raise _Untranslatable
         return quote_identifier(body)
     if kind == "Literal":
         return _sql_literal(_literal_value(node))
@@ -134,6 +143,9 @@ def _function(function: Any, inputs: list[dict[str, Any]], structs: Structs) -> 
         return _field(inputs[0], options["FieldByName"], structs)
     if name == "Boolean":
         boolean, detail = (options, None) if isinstance(options, str) else next(iter(options.items()))
+        column = inputs[0].get("Column")
+        if boolean in {"IsNull", "IsNotNull"} and column in structs:
+            return null_sql(column) if boolean == "IsNull" else f"(NOT {null_sql(column)})"
         if boolean == "IsNull":
             return f"({_sql(inputs[0], structs)} IS NULL)"
         if boolean == "IsNotNull":
@@ -219,13 +231,17 @@ def translate(predicate: pl.Expr | None, *, time_column: str | None = None, stru
     if predicate is None:
         return Pushdown(None)
     tree = json.loads(predicate.meta.serialize(format="json"))
-    parts, low, high, complete = [], None, None, True
+    parts: list[str] = []
+    low, high, complete = None, None, True
     for conjunct in _conjuncts(tree):
         try:
-            parts.append(_sql(conjunct, structs or {}))
+            sql = _sql(conjunct, structs or {})
         except Exception:  # any node we cannot read is simply not pushed: polars still filters locally
+            sql = None
+        if sql is None or sum(map(len, parts)) + len(sql) > _MAX_PUSHED_CHARS:
             complete = False
             continue
+        parts.append(sql)
         if time_column is not None:
             bound_low, bound_high = _bound(conjunct, time_column)
             low = max(low, bound_low) if low and bound_low else (low or bound_low)

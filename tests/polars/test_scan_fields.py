@@ -30,8 +30,8 @@ FIELDS = {
 }
 ALL = pl.Struct(FIELDS)
 KEYS = ["trace_id", "span_id"]
-WHOLE_COLUMN = re.compile(r'"attributes"(?! ->> | IS NULL\))')
-"""``"attributes"`` anywhere but in a field lookup or the null flag: the whole JSON text would be fetched."""
+WHOLE_COLUMN = re.compile(r'(?<!json_length\()"attributes"(?! ->> )')
+"""``"attributes"`` anywhere but in a field lookup or the null flag (``json_length``): its whole text is fetched."""
 
 
 def _field(name: str) -> pl.Expr:
