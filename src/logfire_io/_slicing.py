@@ -4,9 +4,10 @@ Exactness does not rest on the service's (unverified) boundary semantics: every 
 half-open bounds ``low <= time < high`` injected into its SQL, and ``min_timestamp``/``max_timestamp`` are sent
 only as a hint one microsecond wider on each side. Slices partition the window, so each row is read once.
 
-Planning: a read first asks for the whole window; if that fits under the cap, it was the only request. If
-not, one histogram query counts rows per bucket, and buckets are packed into slices of at most 90% of the cap;
-a slice that still comes back full is split in two and both halves fetched again.
+Planning: a read first asks for the whole window (for a plain query, its first rows in time order); if that
+fits under the cap, it was the only request. If not, the rows before the last time of a plain query's answer are
+kept, one histogram query counts the rest per bucket, and buckets are packed into slices of at most 90% of the
+cap; a slice that still comes back full is split in two and both halves fetched again.
 """
 
 from __future__ import annotations
