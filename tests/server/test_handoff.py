@@ -26,7 +26,7 @@ import pytest
 from logfire_io.schema import METRICS_SCHEMA, RECORDS_SCHEMA
 from logfire_io.server import LocalLogfire, synth_metrics, synth_records
 from logfire_io.server._worker import _encoded, answer
-from logfire_io.server.engine import Engine, QuerySpec
+from logfire_io.server.engine import Engine, QueryError, QuerySpec
 from logfire_io.server.store import Store
 from logfire_io.server.workers import HANDOFF_MIN_BYTES, BodyFormat, WorkerRequest
 from tests.server.helpers import ARROW, assert_prompt_select_1, wait_until_full
@@ -204,6 +204,20 @@ def test_12_body_written_to_a_descriptor_is_exactly_the_encoded_answer(
     expected = _encoded(body.content, {}, "arrow") if isinstance(body.content, pa.Table) else body.content
     assert received == [b"<" + bytes(expected) + b">"]
     assert body.length == len(expected)
+
+
+@pytest.mark.parametrize("limit", [1, 10, 4_999])
+@pytest.mark.parametrize("body_format", ["arrow", "v2_json"])
+def test_12_answer_exactly_at_the_cap_is_allowed_and_one_byte_under_it_is_refused(
+    engine: Engine, limit: int, body_format: BodyFormat
+) -> None:
+    """The cap is on the result's own bytes (was: a few rows sliced from a stored batch counted the whole batch,
+    so one 7 KB row was refused under a cap of megabytes)."""
+    spec = QuerySpec(sql="SELECT * FROM records_all", limit=limit, min_timestamp=0)
+    length = answer(engine, WorkerRequest(spec, body_format, False, 1 << 30)).length
+    assert answer(engine, WorkerRequest(spec, body_format, False, length)).length == length
+    with pytest.raises(QueryError, match="max_result_bytes"):
+        answer(engine, WorkerRequest(spec, body_format, False, length - 1))
 
 
 def test_12_body_written_to_a_reset_socket_raises_and_prints_nothing(
