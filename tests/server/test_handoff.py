@@ -7,6 +7,7 @@ deadline cuts a client that stops reading, a worker killed part-way is replaced 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import http.client
 import os
@@ -127,13 +128,21 @@ def test_12_client_gone_during_a_handed_off_answer_frees_its_worker_at_once(srv:
 
 
 def test_12_deadline_cuts_a_client_that_stops_reading_a_handed_off_answer(srv: LocalLogfire) -> None:
-    started = time.monotonic()
+    """The worker is freed at the deadline, and the client learns of the cut then, not after draining megabytes
+    the server's kernel had buffered.
+
+    Was: the connection was closed gracefully, so 2.8 MB queued in the socket still reached the client after the
+    deadline (for a slow link: minutes of a body that is cut anyway). Now the cut is a reset.
+    """
     sock = _stalled_client(srv)
-    time.sleep(4.5)  # past the deadline: the worker is killed, which lets go of the socket
-    reply = _read_to_end(sock)
+    time.sleep(4.5)  # past the deadline
+    sock.settimeout(10)
+    late = 0
+    with contextlib.suppress(ConnectionResetError):
+        while piece := sock.recv(1 << 20):
+            late += len(piece)
     sock.close()
-    assert not reply.endswith(b"0\r\n\r\n")  # the chunked body never ends: the client sees a cut
-    assert time.monotonic() - started < 15
+    assert late < 256 << 10  # at most what the client's own receive buffer held
     wait_until_full(srv)
     assert_prompt_select_1(srv)
 
