@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import h11
 import orjson
 import pyarrow as pa
 import pytest
@@ -97,6 +98,49 @@ def test_12_connection_is_kept_alive_across_handed_off_answers(srv: LocalLogfire
             assert orjson.loads(data)["data"] == [{"one": 1}]
     assert len(sockets) == 1  # one connection throughout
     conn.close()
+    wait_until_full(srv)
+
+
+def _responses(sock: socket.socket, count: int) -> list[tuple[int, bytes]]:
+    """Read ``count`` HTTP/1.1 responses from ``sock``: each one's status and decoded body."""
+    conn = h11.Connection(h11.CLIENT)
+    sock.settimeout(30)
+    out = []
+    for _ in range(count):
+        conn.send(h11.Request(method="POST", target="/", headers=[("host", "x"), ("content-length", "0")]))
+        conn.send(h11.EndOfMessage())
+        status, pieces = 0, []
+        while not isinstance(event := conn.next_event(), h11.EndOfMessage):
+            if event is h11.NEED_DATA:
+                conn.receive_data(sock.recv(1 << 20))
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                pieces.append(event.data)
+        out.append((status, b"".join(pieces)))
+        conn.start_next_cycle()
+    return out
+
+
+def test_12_pipelined_requests_around_handed_off_answers_each_get_their_exact_answer(srv: LocalLogfire) -> None:
+    """Requests sent back to back before any answer is read: the worker writing into the socket must not
+    interleave with the answers the HTTP process writes, before or after it."""
+    host, port = srv.base_url.removeprefix("http://").rsplit(":", 1)
+    asked = [(BULK, ARROW), ("SELECT 1 AS one", "application/json"), (BULK, "text/csv"), (BULK, ARROW)]
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    expected = [(200, _post(conn, srv, sql, accept).read()) for sql, accept in asked]  # one at a time
+    conn.close()
+    requests = []
+    for sql, accept in asked:
+        body = orjson.dumps({"sql": sql, "min_timestamp": "2000-01-01T00:00:00Z", "limit": 10_000})
+        head = (
+            f"POST /v2/query HTTP/1.1\r\nhost: {host}\r\nauthorization: {srv.read_token}\r\naccept: {accept}\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+        )
+        requests.append(head.encode() + body)
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"".join(requests))
+        assert _responses(sock, len(asked)) == expected
     wait_until_full(srv)
 
 
