@@ -351,7 +351,7 @@ class QueryResponse:
     It watches the connection the whole time: if the client goes away (while the query waits for a worker, runs,
     or is being sent), the work is cancelled at once and the pool stops the query (see :class:`WorkerPool`). The
     request's deadline covers all of it; once the answer has started, a deadline or a worker death can only cut
-    the connection, which the client sees as a truncated body.
+    the connection, which the client sees as a truncated body (a deadline cut is a reset, at once).
     """
 
     def __init__(
