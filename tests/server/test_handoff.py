@@ -7,6 +7,7 @@ deadline cuts a client that stops reading, a worker killed part-way is replaced 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import http.client
 import os
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import h11
 import orjson
 import pyarrow as pa
 import pytest
@@ -26,7 +28,7 @@ import pytest
 from logfire_io.schema import METRICS_SCHEMA, RECORDS_SCHEMA
 from logfire_io.server import LocalLogfire, synth_metrics, synth_records
 from logfire_io.server._worker import _encoded, answer
-from logfire_io.server.engine import Engine, QuerySpec
+from logfire_io.server.engine import Engine, QueryError, QuerySpec
 from logfire_io.server.store import Store
 from logfire_io.server.workers import HANDOFF_MIN_BYTES, BodyFormat, WorkerRequest
 from tests.server.helpers import ARROW, assert_prompt_select_1, wait_until_full
@@ -99,6 +101,49 @@ def test_12_connection_is_kept_alive_across_handed_off_answers(srv: LocalLogfire
     wait_until_full(srv)
 
 
+def _responses(sock: socket.socket, count: int) -> list[tuple[int, bytes]]:
+    """Read ``count`` HTTP/1.1 responses from ``sock``: each one's status and decoded body."""
+    conn = h11.Connection(h11.CLIENT)
+    sock.settimeout(30)
+    out = []
+    for _ in range(count):
+        conn.send(h11.Request(method="POST", target="/", headers=[("host", "x"), ("content-length", "0")]))
+        conn.send(h11.EndOfMessage())
+        status, pieces = 0, []
+        while not isinstance(event := conn.next_event(), h11.EndOfMessage):
+            if event is h11.NEED_DATA:
+                conn.receive_data(sock.recv(1 << 20))
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                pieces.append(event.data)
+        out.append((status, b"".join(pieces)))
+        conn.start_next_cycle()
+    return out
+
+
+def test_12_pipelined_requests_around_handed_off_answers_each_get_their_exact_answer(srv: LocalLogfire) -> None:
+    """Requests sent back to back before any answer is read: the worker writing into the socket must not
+    interleave with the answers the HTTP process writes, before or after it."""
+    host, port = srv.base_url.removeprefix("http://").rsplit(":", 1)
+    asked = [(BULK, ARROW), ("SELECT 1 AS one", "application/json"), (BULK, "text/csv"), (BULK, ARROW)]
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    expected = [(200, _post(conn, srv, sql, accept).read()) for sql, accept in asked]  # one at a time
+    conn.close()
+    requests = []
+    for sql, accept in asked:
+        body = orjson.dumps({"sql": sql, "min_timestamp": "2000-01-01T00:00:00Z", "limit": 10_000})
+        head = (
+            f"POST /v2/query HTTP/1.1\r\nhost: {host}\r\nauthorization: {srv.read_token}\r\naccept: {accept}\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+        )
+        requests.append(head.encode() + body)
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"".join(requests))
+        assert _responses(sock, len(asked)) == expected
+    wait_until_full(srv)
+
+
 def test_12_http_1_0_client_gets_a_relayed_answer(srv: LocalLogfire) -> None:
     """HTTP/1.0 has no chunks: the answer is relayed with a length, as before."""
     host, port = srv.base_url.removeprefix("http://").rsplit(":", 1)
@@ -127,13 +172,21 @@ def test_12_client_gone_during_a_handed_off_answer_frees_its_worker_at_once(srv:
 
 
 def test_12_deadline_cuts_a_client_that_stops_reading_a_handed_off_answer(srv: LocalLogfire) -> None:
-    started = time.monotonic()
+    """The worker is freed at the deadline, and the client learns of the cut then, not after draining megabytes
+    the server's kernel had buffered.
+
+    Was: the connection was closed gracefully, so 2.8 MB queued in the socket still reached the client after the
+    deadline (for a slow link: minutes of a body that is cut anyway). Now the cut is a reset.
+    """
     sock = _stalled_client(srv)
-    time.sleep(4.5)  # past the deadline: the worker is killed, which lets go of the socket
-    reply = _read_to_end(sock)
+    time.sleep(4.5)  # past the deadline
+    sock.settimeout(10)
+    late = 0
+    with contextlib.suppress(ConnectionResetError):
+        while piece := sock.recv(1 << 20):
+            late += len(piece)
     sock.close()
-    assert not reply.endswith(b"0\r\n\r\n")  # the chunked body never ends: the client sees a cut
-    assert time.monotonic() - started < 15
+    assert late < 256 << 10  # at most what the client's own receive buffer held
     wait_until_full(srv)
     assert_prompt_select_1(srv)
 
@@ -204,6 +257,20 @@ def test_12_body_written_to_a_descriptor_is_exactly_the_encoded_answer(
     expected = _encoded(body.content, {}, "arrow") if isinstance(body.content, pa.Table) else body.content
     assert received == [b"<" + bytes(expected) + b">"]
     assert body.length == len(expected)
+
+
+@pytest.mark.parametrize("limit", [1, 10, 4_999])
+@pytest.mark.parametrize("body_format", ["arrow", "v2_json"])
+def test_12_answer_exactly_at_the_cap_is_allowed_and_one_byte_under_it_is_refused(
+    engine: Engine, limit: int, body_format: BodyFormat
+) -> None:
+    """The cap is on the result's own bytes (was: a few rows sliced from a stored batch counted the whole batch,
+    so one 7 KB row was refused under a cap of megabytes)."""
+    spec = QuerySpec(sql="SELECT * FROM records_all", limit=limit, min_timestamp=0)
+    length = answer(engine, WorkerRequest(spec, body_format, False, 1 << 30)).length
+    assert answer(engine, WorkerRequest(spec, body_format, False, length)).length == length
+    with pytest.raises(QueryError, match="max_result_bytes"):
+        answer(engine, WorkerRequest(spec, body_format, False, length - 1))
 
 
 def test_12_body_written_to_a_reset_socket_raises_and_prints_nothing(

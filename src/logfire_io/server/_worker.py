@@ -45,11 +45,15 @@ def _too_large(cap: int) -> QueryError:
 
 
 def _collect(engine: Engine, request: WorkerRequest) -> tuple[pa.Table, dict[str, str]]:
-    """Plan and run the query, stopping as soon as the batches held pass the result cap."""
+    """Plan and run the query, stopping as soon as the batches held pass the result cap.
+
+    A batch's size is its own bytes (``nbytes``): a few rows sliced from a stored batch share its buffers, which
+    ``get_total_buffer_size`` would count whole.
+    """
     frame, plans = engine.plan(request.spec)
     batches, held = [], 0
     for batch in engine.batches(frame):
-        held += batch.get_total_buffer_size()
+        held += batch.nbytes
         if held > request.max_result_bytes:
             raise _too_large(request.max_result_bytes)
         batches.append(batch)

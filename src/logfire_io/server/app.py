@@ -29,7 +29,7 @@ from starlette.routing import Route
 from logfire_io.schema import METRICS_SCHEMA, RECORDS_SCHEMA, sql_type_name
 from logfire_io.server.engine import Bounds, QuerySpec
 from logfire_io.server.faults import STATUS_FAULTS, FaultPlan, InjectedReset, ResponseCut, drip_head
-from logfire_io.server.handoff import connection_of, lendable_transport, socket_when_flushed
+from logfire_io.server.handoff import connection_of, lendable_transport, reset, socket_when_flushed
 from logfire_io.server.project_page import project_route
 from logfire_io.server.ratelimit import RateLimiter
 from logfire_io.server.receivers import ingest_routes, token_of
@@ -351,7 +351,7 @@ class QueryResponse:
     It watches the connection the whole time: if the client goes away (while the query waits for a worker, runs,
     or is being sent), the work is cancelled at once and the pool stops the query (see :class:`WorkerPool`). The
     request's deadline covers all of it; once the answer has started, a deadline or a worker death can only cut
-    the connection, which the client sees as a truncated body.
+    the connection, which the client sees as a truncated body (a deadline cut is a reset, at once).
     """
 
     def __init__(
@@ -399,6 +399,7 @@ class QueryResponse:
         except TimeoutError:
             msg = f"the deadline of {self._state.deadline:g} s passed while the answer was being sent"
             log.warning("response cut: %s", msg)
+            reset(connection_of(scope))
             raise ResponseCut(msg) from None
         except WorkerDied:
             msg = "the query worker died while its answer was being sent"

@@ -11,6 +11,8 @@ the next request like any other.
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from typing import TYPE_CHECKING
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -18,7 +20,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 if TYPE_CHECKING:
     from starlette.types import Scope
 
-__all__ = ["HandOffProtocol", "connection_of", "lendable_transport", "socket_when_flushed"]
+__all__ = ["HandOffProtocol", "connection_of", "lendable_transport", "reset", "socket_when_flushed"]
 
 _TRANSPORT = "logfire_io.transport"
 
@@ -61,3 +63,17 @@ async def socket_when_flushed(transport: asyncio.Transport) -> int:
         raise ConnectionResetError(msg)
     fd: int = sock.fileno()
     return fd
+
+
+def reset(transport: asyncio.Transport | None) -> None:
+    """Drop the connection at once, with a reset, discarding what the kernel still holds for the client.
+
+    A graceful close would still deliver the megabytes queued in the socket before the client sees the cut.
+    A worker holding the socket keeps it open until it is killed; the reset goes out then.
+    """
+    if transport is None or transport.is_closing():
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # closing sends RST
+    transport.abort()
