@@ -134,7 +134,7 @@ atoms = st.one_of(
 predicates = boolean_combinations(atoms)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(predicate=predicates)
 def test_pushdown_returns_the_same_rows_as_filtering_everything(
     server: LocalLogfire, everything: pl.DataFrame, predicate: pl.Expr

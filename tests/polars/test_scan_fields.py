@@ -95,7 +95,7 @@ atoms = st.one_of(
 predicates = boolean_combinations(atoms)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     declared=st.lists(st.sampled_from(list(FIELDS)), min_size=1, max_size=4, unique=True),
     projected=st.data(),

@@ -145,7 +145,7 @@ def _spans(draw: st.DrawFn) -> Span:
     return span
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(groups=st.lists(st.lists(_spans(), max_size=5), min_size=1, max_size=3))
 def test_fast_mapper_equals_the_reference_mapper(groups: list[list[Span]]) -> None:
     request = ExportTraceServiceRequest()
