@@ -9,7 +9,8 @@
 2. Queries: ``--query-rows`` rows (the SDK's requests repeated with fresh ids and later times, encoded ahead and
    posted from 2 threads, so a million rows take minutes, not the SDK's hours), ingested (as many sorted
    segments) vs the same rows loaded once from a Parquet file, each behind its own server; median latency of a
-   few typical queries over 5 runs.
+   few typical queries over 5 runs; for the aggregates, also the CPU time of each scan partition run alone
+   (the longest is the query's wait on an idle 2-core machine), which compares the two layouts at any load.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ QUERIES = {
     "last 10 s window": "SELECT span_id, message FROM records ORDER BY start_timestamp DESC LIMIT 100",
     "attribute filter": "SELECT count(*) FROM records WHERE attributes->>'route' = '/api/7'",
 }
+AGGREGATES = ("count", "group by span_name")
+"""The queries whose scan partitions are also timed one by one."""
 
 
 def _make_spans(count: int) -> list[Any]:
@@ -161,6 +164,32 @@ def _query(client: Any, sql: str) -> float:
     return time.perf_counter() - started
 
 
+def _partition_cpu_ms(directory: Path, sql: str, repeat: int = 5) -> list[float]:
+    """CPU ms of each scan partition's partial aggregate, run one at a time (median of ``repeat``).
+
+    The longest is what the query waits for on an idle 2-core machine, so this compares table layouts whatever
+    the load of this one (wall-clock medians at load 10 do not).
+    """
+    from datafusion import SessionContext
+
+    from logfire_io.server.engine import Engine, QuerySpec
+
+    engine = Engine({"records_all": str(directory)}, memory_limit=2**31)
+    frame, _ = engine.plan(QuerySpec(sql=sql, limit=10_000))
+    plan = frame.execution_plan()
+    while "mode=Partial" not in plan.display():
+        plan = plan.children()[0]
+    ctx = SessionContext()
+
+    def once(partition: int) -> float:
+        started = time.process_time()
+        for _ in ctx.execute(plan, partition):
+            pass
+        return time.process_time() - started
+
+    return [statistics.median(once(i) for _ in range(repeat)) * 1000 for i in range(plan.partition_count)]
+
+
 def _querying(base_url: str, stop: threading.Event, samples: list[float]) -> None:
     import httpx
 
@@ -248,7 +277,8 @@ def bench_queries(spans: list[Any], rows: int, repeat: int = 5) -> tuple[str, st
     pq.write_table(table, parquet)
     del table
     ingested = ServeProcess(ingested_dir, READ, WRITE)
-    loaded = ServeProcess(ingested_dir.parent / "loaded", READ, WRITE, f"--records={parquet}")
+    loaded_dir = ingested_dir.parent / "loaded"
+    loaded = ServeProcess(loaded_dir, READ, WRITE, f"--records={parquet}")
     table_rows = []
     try:
         with (
@@ -260,13 +290,20 @@ def bench_queries(spans: list[Any], rows: int, repeat: int = 5) -> tuple[str, st
                     _query(client, sql)  # warm up: the workers map the segments once
                 a = statistics.median(_query(on_ingested, sql) for _ in range(repeat))
                 b = statistics.median(_query(on_loaded, sql) for _ in range(repeat))
-                table_rows.append([name, f"{a * 1000:.0f}", f"{b * 1000:.0f}", f"{a / b:.2f}"])
+                row = [name, f"{a * 1000:.0f}", f"{b * 1000:.0f}", f"{a / b:.2f}"]
+                if name in AGGREGATES:
+                    cpu = [_partition_cpu_ms(d / "records_all", sql) for d in (ingested_dir, loaded_dir)]
+                    row += [" / ".join(f"{ms:.1f}" for ms in each) for each in cpu]
+                    row.append(f"{max(cpu[0]) / max(cpu[1]):.2f}")
+                table_rows.append(row + ["-"] * (7 - len(row)))
     finally:
         ingested.stop()
         loaded.stop()
         shutil.rmtree(ingested_dir.parent)
     title = f"Query latency on {sum(p.num_rows for p in pieces):,} rows: ingested ({len(pieces)} segments) vs Parquet"
-    return loading, _table(title, ["query", "ingested ms (median of 5)", "Parquet-loaded ms", "ratio"], table_rows)
+    header = ["query", "ingested ms (median of 5)", "Parquet-loaded ms", "ratio"]
+    header += ["scan partitions' CPU ms, ingested", "loaded", "longest partition ratio"]
+    return loading, _table(title, header, table_rows)
 
 
 def main() -> None:
