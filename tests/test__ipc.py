@@ -150,6 +150,12 @@ def test_16_a_stream_that_does_not_start_with_its_schema_is_refused() -> None:
         ArrowStreamDecoder().feed(body[8 + schema_length :])
 
 
+def test_16_a_stream_without_a_schema_is_refused() -> None:
+    """Only the end-of-stream marker: pyarrow's ``Table.from_batches`` raised a raw ValueError on it."""
+    with pytest.raises(InvalidStream, match="ended before its schema"):
+        ArrowStreamDecoder().feed(b"\xff\xff\xff\xff\x00\x00\x00\x00")
+
+
 def test_13_more_rows_than_asked_for_is_an_invalid_stream() -> None:
     body = _one_table_stream(pa.table({"x": list(range(10))}))
     with pytest.raises(InvalidStream, match="more rows than the 5 asked for"):

@@ -142,6 +142,9 @@ class ArrowStreamDecoder:
             self._needed = None
             raw = self._take(size)
             if size <= 8 and bytes(raw).rstrip(b"\x00") in (b"", _CONTINUATION):
+                if self.schema is None:
+                    msg = "the Arrow stream ended before its schema"
+                    raise InvalidStream(msg)
                 self.done = True
                 break
             batch = self._decode(raw)
