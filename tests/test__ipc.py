@@ -121,14 +121,39 @@ def _one_table_stream(table: pa.Table) -> bytes:
         lambda body: body.replace(b"abcd", b"ab\xb0d"),  # a column name that is not UTF-8
         lambda body: body.replace(b"wxyz", b"wx\xb0z"),  # a nested field name that is not UTF-8
         lambda body: b"\xff\xff\xff\xff\x08\x00\x00\x00" + b"\x00" * 8,  # flatbuffers pyarrow reports as OSError
+        lambda body: body.replace(b"Europe/Paris", b"Europe/Par\xb0s"),  # polars panics on it, pandas raises
     ],
-    ids=["name", "nested name", "flatbuffers"],
+    ids=["name", "nested name", "flatbuffers", "time zone"],
 )
 def test_13_corrupt_streams_are_refused_as_invalid(corrupt: Callable[[bytes], bytes]) -> None:
-    table = pa.table({"abcd": [1, 2], "s": [{"wxyz": 1}, {"wxyz": 2}]})
+    table = pa.table(
+        {
+            "abcd": [1, 2],
+            "s": [{"wxyz": 1}, {"wxyz": 2}],
+            "t": pa.array([{"at": 1}, {"at": 2}], pa.struct([("at", pa.timestamp("us", "Europe/Paris"))])),
+        }
+    )
     decoder = ArrowStreamDecoder()
     with pytest.raises(InvalidStream):
         decoder.feed(corrupt(_one_table_stream(table)))
+
+
+def test_16_a_stream_that_does_not_start_with_its_schema_is_refused() -> None:
+    """pyarrow's ``read_schema`` reads any message's header as a schema: garbage, and now and then a segfault.
+
+    Found by mutating bytes of a stream's schema message (a changed header type); here, a stream that starts
+    with a record batch.
+    """
+    body = _one_table_stream(pa.table({"s": ["abc", "de"]}))
+    (schema_length,) = struct.unpack_from("<i", body, 4)
+    with pytest.raises(InvalidStream, match="starts with a 'record batch' message, not its schema"):
+        ArrowStreamDecoder().feed(body[8 + schema_length :])
+
+
+def test_16_a_stream_without_a_schema_is_refused() -> None:
+    """Only the end-of-stream marker: pyarrow's ``Table.from_batches`` raised a raw ValueError on it."""
+    with pytest.raises(InvalidStream, match="ended before its schema"):
+        ArrowStreamDecoder().feed(b"\xff\xff\xff\xff\x00\x00\x00\x00")
 
 
 def test_13_more_rows_than_asked_for_is_an_invalid_stream() -> None:

@@ -29,7 +29,7 @@ from logfire_io._exceptions import (
     TransportError,
 )
 from logfire_io._ipc import ArrowStreamDecoder, IncompleteStream, InvalidStream
-from logfire_io._limiter import current_limiter
+from logfire_io._limiter import current_limiter, sleep
 from logfire_io._protocol import (
     ARROW_MEDIA_TYPE,
     DEFAULT_MAX_COMPRESSION_RATIO,
@@ -233,11 +233,11 @@ class _BaseQueryClient:
                     continue
                 else:
                     error = error_from_response(result, body, self.read_token)
-                    if limiter is not None and isinstance(error, RateLimitError) and error.retry_after is not None:
-                        limiter.rate_limited(error.retry_after, started)
             delay = self.retry.delay(error, attempt)
             if delay is None:
                 raise error
+            if limiter is not None and isinstance(error, RateLimitError):  # one it waits for: so does every slice
+                limiter.rate_limited(delay, started)
             yield delay
             attempt += 1
 
@@ -361,7 +361,7 @@ class LogfireQueryClient(_BaseQueryClient):
             elif isinstance(step, _Read):
                 result = self._read(step)
             else:
-                time.sleep(step)
+                sleep(step)
             try:
                 step = flow.send(result)
             except StopIteration as stop:
@@ -605,7 +605,7 @@ class LogfireQueryClient(_BaseQueryClient):
                 delay = self._stream_retry_delay(exc, decoder, attempt)
             except _REFUSED as exc:
                 raise self._body_error(response, exc) from None
-            time.sleep(delay)
+            sleep(delay)
             attempt += 1
 
     def close(self) -> None:

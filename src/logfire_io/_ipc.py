@@ -213,6 +213,9 @@ class ArrowStreamDecoder:
             self._needed = None
             raw = self._take(size)
             if size <= 8 and bytes(raw).rstrip(b"\x00") in (b"", _CONTINUATION):
+                if self.schema is None:
+                    msg = "the Arrow stream ended before its schema"
+                    raise InvalidStream(msg)
                 self.done = True
                 break
             self._count_inflated(raw)
@@ -234,6 +237,9 @@ class ArrowStreamDecoder:
         try:
             message = pa.ipc.read_message(pa.py_buffer(raw))
             if self.schema is None:
+                if message.type != "schema":  # read_schema reads any header as a schema, and can crash on it
+                    msg = f"the stream starts with a {message.type!r} message, not its schema"
+                    raise InvalidStream(msg)
                 schema = pa.ipc.read_schema(message)
                 _check_names(schema)
                 self.schema = schema
@@ -262,9 +268,15 @@ class ArrowStreamDecoder:
 
 
 def _check_names(schema: pa.Schema) -> None:
-    """Read every field name, nested ones too: one that is not UTF-8 raises here, not later in a reader."""
+    """Read every field name and time zone, nested ones too: one that is not UTF-8 raises here, not in a reader.
+
+    polars meets a time zone that is not UTF-8 with a ``PanicException`` (not even an ``Exception``), pandas with
+    a ``UnicodeDecodeError``.
+    """
     fields = list(schema)
     while fields:
         field = fields.pop()
         _ = field.name  # decodes, raising UnicodeDecodeError for bytes that are not UTF-8
+        if pa.types.is_timestamp(field.type):
+            _ = field.type.tz
         fields.extend(field.type.field(i) for i in range(field.type.num_fields))

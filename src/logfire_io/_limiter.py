@@ -11,6 +11,9 @@ Without it, each of a read's concurrent slices discovers a rate limit by itself,
 Pacing by rate rather than by requests in flight fits how services limit (requests per second), and keeps the
 in-flight count at ``rate x latency`` by itself. The limiter reaches the client through a context variable set
 around each slice's fetch, so the client's public methods are unchanged and a caller's own client works too.
+
+Slices wait in worker threads, which Ctrl-C does not reach: when the read stops (an error, Ctrl-C, the consumer
+stopping) :meth:`RequestLimiter.stop` ends every wait of its requests at once, and no request starts after it.
 """
 
 from __future__ import annotations
@@ -25,16 +28,29 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["RequestLimiter", "current_limiter"]
+__all__ = ["ReadStopped", "RequestLimiter", "current_limiter", "sleep"]
 
 _CURRENT: ContextVar[RequestLimiter | None] = ContextVar("logfire_io_limiter", default=None)
 _WINDOW = 1.0
 """Seconds of accepted answers counted for the first estimate of the service's rate."""
 
 
+class ReadStopped(Exception):
+    """Raised in a request of a read that has stopped; never reaches the caller, who has the read's own error."""
+
+
 def current_limiter() -> RequestLimiter | None:
     """The limiter of the read this request belongs to, if any."""
     return _CURRENT.get()
+
+
+def sleep(seconds: float) -> None:
+    """Wait ``seconds``, ended early (raising :class:`ReadStopped`) if this request's read stops meanwhile."""
+    limiter = current_limiter()
+    if limiter is None:
+        time.sleep(seconds)
+    elif limiter._stopped.wait(min(seconds, threading.TIMEOUT_MAX)):
+        raise ReadStopped
 
 
 class RequestLimiter:
@@ -59,6 +75,7 @@ class RequestLimiter:
         self._last_cut = -1.0
         self._accepted: deque[float] = deque()
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
 
     @contextmanager
     def applied(self) -> Iterator[None]:
@@ -69,8 +86,20 @@ class RequestLimiter:
         finally:
             _CURRENT.reset(token)
 
+    def stop(self) -> None:
+        """The read has stopped: end every wait now, and start no more requests."""
+        self._stopped.set()
+
     def wait(self) -> float:
-        """Seconds to wait before sending a request: the pause, then the next paced slot, which this reserves."""
+        """Seconds to wait before sending a request: the pause, then the next paced slot, which this reserves.
+
+        Raises
+        ------
+        ReadStopped
+            The read has stopped: the request must not be sent.
+        """
+        if self._stopped.is_set():
+            raise ReadStopped
         with self._lock:
             now = time.monotonic()
             start = max(now, self._paused_until)

@@ -375,19 +375,25 @@ def build_request(
     return client.build_request("GET", "/v1/query", params=query.v1_params(rows=rows), headers=headers)
 
 
+_DELAY_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+"""``Retry-After`` as seconds: RFC 9110's integer, or a decimal; ASCII digits only (``str.isdigit`` takes "²")."""
+
+
 def _retry_after(response: httpx.Response, problem: dict[str, Any] | None) -> float | None:
-    header = response.headers.get("retry-after")
+    """The wait a 429 asks for, in seconds (0 for a date already past), or None when none can be understood."""
+    header = response.headers.get("retry-after", "").strip()
+    if _DELAY_SECONDS.fullmatch(header):
+        return float(header)
     if header:
-        if header.strip().isdigit():
-            return float(header.strip())
         try:
             when = parsedate_to_datetime(header)
         except (TypeError, ValueError):
             when = None
-        if when is not None:
-            return max(0.0, (when - datetime.now(UTC)).total_seconds())
+        if when is not None:  # an HTTP-date is always GMT; "-0000" parses as a naive datetime
+            return max(0.0, (when.replace(tzinfo=when.tzinfo or UTC) - datetime.now(UTC)).total_seconds())
     value = (problem or {}).get("retry_after")
-    return float(value) if isinstance(value, int | float) and value >= 0 else None
+    valid = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < float("inf")
+    return float(value) if valid else None
 
 
 def _detail(response: httpx.Response, body: bytes) -> tuple[Any, dict[str, Any] | None]:
@@ -449,6 +455,12 @@ def error_from_response(response: httpx.Response, body: bytes, read_token: str) 
             message = (
                 f"rate limited without a Retry-After (HTTP 429): {detail_text}\n\nHint: this is usually a query "
                 "quota, which retrying will not fix; wait, or lower `max_concurrency` and the request rate."
+            )
+        else:
+            message = (
+                f"rate limited (HTTP 429), asked to wait {retry_after:g} s: {detail_text}\n\nHint: retries wait "
+                "up to `Retry(max_retry_after=...)` seconds (60 by default); wait and run it again, or lower "
+                "`max_concurrency`."
             )
         return RateLimitError(message, retry_after=retry_after, **fields)
     return UnexpectedResponseError(message, **fields)

@@ -248,6 +248,18 @@ class Progress:
 
 
 Fetch = Callable[[Slice], pa.Table]
+_POLL = 0.2
+"""Seconds between checks for Ctrl-C while waiting for slices."""
+
+
+def _wait_any(futures: list[Future[pa.Table]]) -> None:
+    """Wait until one of ``futures`` is done, in short waits: with polars imported, Ctrl-C does not end a long one.
+
+    (polars' runtime changes how SIGINT is delivered: a lock acquired without a timeout, as ``Future.result()``
+    does, is no longer interrupted, and the read went on until every paused slice had woken up.)
+    """
+    while futures and not wait(futures, timeout=_POLL, return_when=FIRST_COMPLETED).done:
+        pass
 
 
 def fetch_slices(
@@ -297,8 +309,9 @@ def fetch_slices(
             fill()
             head = entries[0]
             if head[1] is None:
-                wait(running(), return_when=FIRST_COMPLETED)
+                _wait_any(running())
                 continue
+            _wait_any([head[1]])
             try:
                 table = head[1].result()
             except LogfireIOError as exc:
@@ -328,6 +341,7 @@ def fetch_slices(
         finished = True
     finally:
         if not finished:
+            limiter.stop()
             for _, future in entries:
                 if future is not None:
                     future.cancel()

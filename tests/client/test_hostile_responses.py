@@ -310,3 +310,10 @@ def test_13_slow_fault_of_the_local_server(server: LocalLogfire) -> None:
 def test_13_bad_timeouts_are_configuration_errors(timeout: object) -> None:
     with pytest.raises(logfire_io.ConfigurationError, match="`timeout` must be a positive number"):
         LogfireQueryClient(TOKEN, base_url="http://127.0.0.1:9", timeout=timeout)  # type: ignore[arg-type]
+
+
+def test_16_an_empty_arrow_stream_is_refused(hostile: Hostile) -> None:
+    """The end-of-stream marker alone, no schema: a raw ValueError from pyarrow reached the caller."""
+    hostile.serve(Answer(b"\xff\xff\xff\xff\x00\x00\x00\x00"))
+    with _client(hostile) as client, pytest.raises(UnexpectedResponseError, match="ended before its schema"):
+        client.query_arrow("SELECT 1")

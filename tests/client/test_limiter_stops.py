@@ -1,0 +1,76 @@
+"""Issue 16 adversary: a read that stops (Ctrl-C, an error) stops its paused slices at once.
+
+Slices wait in worker threads (a ``Retry-After``, a retry's backoff, the limiter's pace); Ctrl-C reaches only
+the main thread, which then waits for every worker before it returns. These reads meet 429s with a 30 s
+``Retry-After`` from a scripted server and must end in a second or two, not after the pause.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pytest
+
+from logfire_io import LogfireQueryClient, RateLimitError, Retry
+from logfire_io._limiter import RequestLimiter
+from logfire_io._slicing import Progress, ReadStats, Slice, SliceError, fetch_slices
+from tests.client.conftest import Answer, Hostile
+
+TOKEN = "pylf_v1_local_limiterStopsTestToken"
+START = datetime(2026, 1, 1, tzinfo=UTC)
+PLAN = [Slice(START + timedelta(hours=i), START + timedelta(hours=i + 1)) for i in range(8)]
+
+
+def _too_many(retry_after: str) -> Answer:
+    return Answer(b'{"detail": "slow down"}', 429, {"content-type": "application/json", "retry-after": retry_after})
+
+
+def _read(client: LogfireQueryClient) -> list[pa.Table]:
+    """Every slice of PLAN through ``client``, four at a time; a caller's client, so nothing cuts the requests."""
+    pieces = fetch_slices(
+        PLAN,
+        lambda piece: client.query_arrow("SELECT 1"),
+        max_concurrency=4,
+        stats=ReadStats(),
+        progress=Progress(enabled=False),
+        abort=lambda: None,
+    )
+    return [table for _, table in pieces]
+
+
+def test_16_ctrl_c_ends_a_read_paused_on_retry_after(hostile: Hostile) -> None:
+    hostile.serve(_too_many("30"))
+    interrupt = threading.Timer(1.0, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
+    with LogfireQueryClient(TOKEN, base_url=hostile.base_url, retries=Retry(retries=3)) as client:
+        started = time.monotonic()
+        interrupt.start()
+        with pytest.raises(KeyboardInterrupt):
+            _read(client)
+        took = time.monotonic() - started
+    assert took < 5, f"Ctrl-C took {took:.1f} s to end a read paused for 30 s"
+
+
+def test_16_a_retry_after_too_long_to_honour_pauses_no_other_slice(hostile: Hostile) -> None:
+    """A 429 asking for an hour fails its slice at once; it paused every other slice of the read for the hour."""
+    hostile.serve(_too_many("3600"))
+    limiter = RequestLimiter()
+    with LogfireQueryClient(TOKEN, base_url=hostile.base_url) as client, limiter.applied():
+        with pytest.raises(RateLimitError, match="asked to wait 3600 s"):
+            client.query_arrow("SELECT 1")
+    assert limiter.wait() < 1
+
+
+def test_16_a_429_storm_ends_in_bounded_time(hostile: Hostile) -> None:
+    """Every request is refused (Retry-After: 1): the read fails once the first slice's retries run out."""
+    hostile.serve(_too_many("1"))
+    with LogfireQueryClient(TOKEN, base_url=hostile.base_url, retries=Retry(retries=2)) as client:
+        started = time.monotonic()
+        with pytest.raises(SliceError, match=r"HTTP 429"):
+            _read(client)
+        took = time.monotonic() - started
+    assert took < 10, f"the read took {took:.1f} s to fail"
+    assert len(hostile.requests) <= 4 * 3 + 4  # at most every slice in flight, each with its retries
