@@ -530,6 +530,9 @@ def v1_shape_problem(data: object, *, rows: bool) -> str | None:
     return None
 
 
+_LONGEST_WAIT = 86_400  # past a day a wait is a mistake (and time.sleep overflows on inf)
+
+
 @dataclass(frozen=True)
 class Retry:
     """When and how long to wait before retrying a failed request; give one to a client as ``retries=``.
@@ -573,8 +576,8 @@ class Retry:
             raise ConfigurationError(msg)
         for name in ("backoff", "max_backoff", "max_retry_after"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-                msg = f"`{name}` must be a number of seconds >= 0, got {value!r}"
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= _LONGEST_WAIT:
+                msg = f"`{name}` must be a number of seconds from 0 to {_LONGEST_WAIT:,} (a day), got {value!r}"
                 raise ConfigurationError(msg)
 
     def delay(self, error: LogfireIOError, attempt: int) -> float | None:

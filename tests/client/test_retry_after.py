@@ -7,7 +7,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from logfire_io import LogfireQueryClient, RateLimitError, Retry
+from logfire_io import ConfigurationError, LogfireQueryClient, RateLimitError, Retry
 from tests.client.conftest import Answer, Hostile
 
 TOKEN = "pylf_v1_local_retryAfterTestToken"
@@ -59,3 +59,11 @@ def test_16_a_retry_after_too_long_to_wait_says_so(hostile: Hostile) -> None:
     assert "base_url" not in str(caught.value)
     assert "max_retry_after" in str(caught.value)
     assert len(hostile.requests) == 1
+
+
+@pytest.mark.parametrize("name", ["backoff", "max_backoff", "max_retry_after"])
+@pytest.mark.parametrize("value", [float("inf"), 1e23, 86_401])
+def test_16_waits_longer_than_a_day_are_refused_when_the_policy_is_made(name: str, value: float) -> None:
+    """An infinite wait once reached ``time.sleep(1e23)`` and a raw OverflowError, after a 429 had arrived."""
+    with pytest.raises(ConfigurationError, match=f"`{name}` must be a number of seconds from 0 to 86,400"):
+        Retry(**{name: value})
