@@ -17,8 +17,9 @@ The pool lives in the server's event loop and keeps its size whatever happens to
 noticed at once (its pipe reaches end-of-file) and replaced; one whose query overruns the deadline is killed and
 replaced; one whose client went away gets a second to finish, its answer is drained and dropped, and it is
 killed and replaced if that takes longer; one that keeps dying while starting is restarted with a growing
-back-off and a log line saying so. A query that
-lands on a worker that has just died is sent once more to a fresh one.
+back-off and a log line saying so. A query that lands on a worker that has just died is sent once more to a
+fresh one: a worker forked after that death, since the others idle at that moment may be dying too (killed
+together, say) without it being visible yet.
 """
 
 from __future__ import annotations
@@ -150,10 +151,13 @@ class QueryFailed(Exception):
 
 
 class _Worker:
-    """One worker process (a child of the fork server) and event-loop driven access to its socket and pipe."""
+    """One worker process (a child of the fork server) and event-loop driven access to its socket and pipe.
 
-    def __init__(self, pid: int, to_worker: socket.socket, from_worker: int) -> None:
-        self._pid, self._in, self._out = pid, to_worker, from_worker
+    ``born``: the pool's count of forks when this one was asked for, so a retry can tell a fresh worker.
+    """
+
+    def __init__(self, pid: int, to_worker: socket.socket, from_worker: int, born: int) -> None:
+        self._pid, self._in, self._out, self.born = pid, to_worker, from_worker, born
         for size in (_PIPE_BYTES, 1 << 20):  # above 1 MiB needs privileges; a smaller pipe costs more wake-ups
             with contextlib.suppress(OSError):  # F_SETPIPE_SZ, Linux only
                 fcntl.fcntl(self._out, 1031, size)
@@ -296,8 +300,8 @@ class _Forker:
         """Wait for the fork server's ``R``; raises WorkerDied if it exits first."""
         await self._read(1)
 
-    async def fork(self) -> _Worker:
-        """A new worker, not yet ready (it sends ``R`` on its pipe when it is)."""
+    async def fork(self, born: int) -> _Worker:
+        """A new worker, not yet ready (it sends ``R`` on its pipe when it is); ``born`` is its fork number."""
         async with self._lock:
             to_worker, from_worker = socket.socketpair(), os.pipe()
             try:
@@ -310,7 +314,7 @@ class _Forker:
             finally:  # the fork server holds its own copies once they are sent
                 to_worker[1].close()
                 os.close(from_worker[1])
-        return _Worker(pid, to_worker[0], from_worker[0])
+        return _Worker(pid, to_worker[0], from_worker[0], born)
 
     def close(self) -> None:
         """Stop the fork server (its workers are killed by the pool)."""
@@ -410,7 +414,9 @@ class WorkerPool:
         self.size = size
         self._idle: deque[_Worker] = deque()
         self._busy: set[_Worker] = set()
-        self._waiters: deque[asyncio.Future[_Worker]] = deque()
+        self._waiters: deque[tuple[asyncio.Future[_Worker], int]] = deque()
+        """Queries waiting for a worker, each with the fork number its worker must be newer than (0: any)."""
+        self._forks = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._failures = 0
         self._closed = False
@@ -479,8 +485,10 @@ class WorkerPool:
         if self._closed:
             return
         worker: _Worker | None = None
+        self._forks += 1
+        born = self._forks
         try:
-            worker = await (await self._ready_forker()).fork()
+            worker = await (await self._ready_forker()).fork(born)
             self._live.add(worker)
             self._starting.add(worker)
             async with asyncio.timeout(_START_SECONDS):
@@ -513,9 +521,12 @@ class WorkerPool:
         if self._closed:
             self._kill(worker)
             return
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
+        for entry in list(self._waiters):
+            waiter, newer_than = entry
+            if waiter.done():
+                self._waiters.remove(entry)
+            elif worker.born > newer_than:
+                self._waiters.remove(entry)
                 self._busy.add(worker)
                 waiter.set_result(worker)
                 return
@@ -572,17 +583,22 @@ class WorkerPool:
         else:
             self._make_idle(worker)
 
-    async def _acquire(self) -> _Worker:
+    async def _acquire(self, newer_than: int = 0) -> _Worker:
+        """An idle worker, or the next to become idle, forked after fork number ``newer_than``.
+
+        A retry asks for one newer than the death it retries, and goes first in the queue for it (the fresh
+        worker is the replacement of the dead one, which other queries may not take from it).
+        """
         loop = asyncio.get_running_loop()
-        while self._idle:
-            worker = self._idle.popleft()
+        for worker in [w for w in self._idle if w.born > newer_than]:
+            self._idle.remove(worker)
             loop.remove_reader(worker._out)
             if worker.alive():
                 self._busy.add(worker)
                 return worker
             self._idle_exited(worker)
         waiter: asyncio.Future[_Worker] = loop.create_future()
-        self._waiters.append(waiter)
+        (self._waiters.appendleft if newer_than else self._waiters.append)((waiter, newer_than))
         try:
             return await waiter
         except asyncio.CancelledError:
@@ -595,8 +611,8 @@ class WorkerPool:
         """Run one request (the worker's JSON) on an idle worker; returns once the answer's body is ready.
 
         ``deadline`` is in the event loop's clock. If the worker turns out to be dead before it answers, the
-        request is sent once more to another one. If the caller is cancelled while the query runs, its worker is
-        killed and replaced.
+        request is sent once more to a worker forked since. If the caller is cancelled while the query runs, its
+        worker is killed and replaced.
 
         Raises
         ------
@@ -609,10 +625,11 @@ class WorkerPool:
         WorkerDied
             Two workers in a row died before answering.
         """
+        newer_than = 0
         for attempt in range(2):
             try:
                 async with asyncio.timeout_at(deadline):
-                    worker = await self._acquire()
+                    worker = await self._acquire(newer_than)
             except TimeoutError:
                 raise WorkersBusy from None
             sent = False
@@ -623,10 +640,11 @@ class WorkerPool:
                     kind, length = await worker.read_header()
                     message = await worker.read_exactly(length) if kind == b"E" else b""
             except WorkerDied:
+                newer_than = self._forks  # its replacement, forked from here on, is the first worker known alive
                 self.give_back(worker, lost=True)
                 if attempt:
                     raise
-                log.warning("query worker %d died before answering; sending the query to another one", worker.pid)
+                log.warning("query worker %d died before answering; sending the query to a fresh one", worker.pid)
                 continue
             except TimeoutError:
                 self.give_back(worker, lost=True)
@@ -648,7 +666,7 @@ class WorkerPool:
         self._closed = True
         for task in list(self._tasks):
             task.cancel()
-        for waiter in self._waiters:
+        for waiter, _ in self._waiters:
             waiter.cancel()
         self.terminate()
 
