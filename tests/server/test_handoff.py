@@ -33,8 +33,9 @@ from logfire_io.server.store import Store
 from logfire_io.server.workers import HANDOFF_MIN_BYTES, BodyFormat, WorkerRequest
 from tests.server.helpers import ARROW, assert_prompt_select_1, wait_until_full
 
-BULK = "SELECT * FROM records_all"
-"""With ``limit`` 10,000 over these rows, an Arrow answer of about 10 MB: far more than a socket buffers."""
+BULK = "SELECT * FROM records_all ORDER BY start_timestamp, span_id"
+"""With ``limit`` 10,000 over these rows, an Arrow answer of about 10 MB: far more than a socket buffers. In a
+fixed order: without one, the engine's partitions race to fill a ``LIMIT``, and two runs may differ."""
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +233,7 @@ def engine() -> Iterator[Engine]:
 @pytest.mark.parametrize(
     "sql",
     [
-        "SELECT * FROM records_all",
+        BULK,
         "SELECT * FROM records_all WHERE false",
         "SELECT 1 AS one",
         "SELECT attributes, tags, duration FROM records_all WHERE level > 9",
@@ -266,7 +267,7 @@ def test_12_answer_exactly_at_the_cap_is_allowed_and_one_byte_under_it_is_refuse
 ) -> None:
     """The cap is on the result's own bytes (was: a few rows sliced from a stored batch counted the whole batch,
     so one 7 KB row was refused under a cap of megabytes)."""
-    spec = QuerySpec(sql="SELECT * FROM records_all", limit=limit, min_timestamp=0)
+    spec = QuerySpec(sql=BULK, limit=limit, min_timestamp=0)
     length = answer(engine, WorkerRequest(spec, body_format, False, 1 << 30)).length
     assert answer(engine, WorkerRequest(spec, body_format, False, length)).length == length
     with pytest.raises(QueryError, match="max_result_bytes"):
@@ -280,9 +281,7 @@ def test_12_body_written_to_a_reset_socket_raises_and_prints_nothing(
 
     Was: Arrow's buffered stream printed a traceback to the server's stderr for each one, as it was destroyed.
     """
-    request = WorkerRequest(
-        QuerySpec(sql="SELECT * FROM records_all", limit=10_000, min_timestamp=0), "arrow", False, 1 << 30
-    )
+    request = WorkerRequest(QuerySpec(sql=BULK, limit=10_000, min_timestamp=0), "arrow", False, 1 << 30)
     body = answer(engine, request)
     assert body.length > 1 << 20
     ours, theirs = socket.socketpair()
