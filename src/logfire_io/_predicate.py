@@ -156,7 +156,10 @@ def _function(function: Any, inputs: list[dict[str, Any]], structs: Structs) -> 
             values = _literal_value(inputs[1])
             if not isinstance(values, list) or not values or any(v is None for v in values):
                 raise _Untranslatable
-            return f"({_sql(inputs[0], structs)} IN ({', '.join(_sql_literal(v) for v in values)}))"
+            value = _sql(inputs[0], structs)
+            if any(isinstance(v, float) for v in values):  # the engine's IN tells -0.0 from 0.0; its = does not
+                return f"({' OR '.join(f'{value} = {_sql_literal(v)}' for v in values)})"
+            return f"({value} IN ({', '.join(_sql_literal(v) for v in values)}))"
         if boolean == "IsBetween":
             closed = detail["closed"] if isinstance(detail, dict) else "Both"
             low_op = ">=" if closed in {"Both", "Left"} else ">"

@@ -190,3 +190,20 @@ def test_an_infinite_literal_in_is_in_is_filtered_locally(srv: LocalLogfire, val
     """Regression: ``is_in([inf])`` was pushed as ``IN (inf)``, which SQL reads as a column named inf."""
     got = _assert_pushed_equals_local(srv, _field("x").is_in([value, 2.5]))
     assert got.height == 3 + (value > 0)
+
+
+@pytest.mark.parametrize("values", [[0.0], [0.0, 0.0], [-0.0, 7.0]])
+def test_16_is_in_zero_keeps_negative_zero_as_polars_does(
+    srv: LocalLogfire, rogue_frame: pl.DataFrame, values: list[float]
+) -> None:
+    """Regression: ``is_in([0.0, 0.0])`` was sent as SQL ``IN``, which tells -0.0 from 0.0 (``=`` does not)."""
+    kept = rogue_frame.filter(_field("x").is_in(values))
+    assert kept.height >= 2  # the rogues hold both a 0.0 and a -0.0
+    scan = _scan(srv, ROGUES, "rogues")
+    assert (
+        scan.select("span_id", "attributes")
+        .filter(_field("x").is_in(values))
+        .collect()
+        .sort("span_id")
+        .equals(kept.sort("span_id"))
+    )
