@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from google.protobuf.json_format import MessageToDict
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 NATIVE = (str, bool, int, float)
 
@@ -41,7 +41,10 @@ class SpanSpec:
 
 
 def _any(value: Any) -> AnyValue:
+    """``value`` as an OTLP ``AnyValue`` (None is one with no value set)."""
     out = AnyValue()
+    if value is None:
+        return out
     if isinstance(value, bool):
         out.bool_value = value
     elif isinstance(value, int):
@@ -50,8 +53,12 @@ def _any(value: Any) -> AnyValue:
         out.double_value = value
     elif isinstance(value, str):
         out.string_value = value
+    elif isinstance(value, bytes):
+        out.bytes_value = value
     elif isinstance(value, list):
         out.array_value.values.extend(_any(v) for v in value)
+    elif isinstance(value, dict):
+        out.kvlist_value.values.extend(KeyValue(key=k, value=_any(v)) for k, v in value.items())
     else:
         msg = f"not an OTLP attribute value: {value!r}"
         raise TypeError(msg)

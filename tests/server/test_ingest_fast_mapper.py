@@ -14,10 +14,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from logfire_io.server.ingest import map_request
+from tests.server.otlp import _any
 from tests.server.reference_mapper import reference_span
 from tests.strategies import awkward_json_values, json_values
 
@@ -56,27 +57,6 @@ _KEYS = [
 _keys = st.sampled_from(_KEYS) | _text
 
 
-def _any_value(value: Any) -> AnyValue:
-    out = AnyValue()
-    if value is None:
-        return out
-    if isinstance(value, bool):
-        out.bool_value = value
-    elif isinstance(value, int):
-        out.int_value = value
-    elif isinstance(value, float):
-        out.double_value = value
-    elif isinstance(value, str):
-        out.string_value = value
-    elif isinstance(value, bytes):
-        out.bytes_value = value
-    elif isinstance(value, list):
-        out.array_value.values.extend(_any_value(v) for v in value)
-    else:
-        out.kvlist_value.values.extend(KeyValue(key=k, value=_any_value(v)) for k, v in value.items())
-    return out
-
-
 _values = st.recursive(
     _scalar_values,
     lambda children: st.lists(children, max_size=3) | st.dictionaries(_text, children, max_size=3),
@@ -112,11 +92,11 @@ def _attributes(draw: st.DrawFn) -> list[KeyValue]:
         pairs["logfire.span_type"] = draw(st.sampled_from(["span", "log", "pending_span", "other", 3]))
     if draw(st.booleans()):
         pairs["logfire.tags"] = draw(st.lists(_scalar_values.filter(lambda v: not isinstance(v, bytes)), max_size=3))
-    return [KeyValue(key=k, value=_any_value(v)) for k, v in pairs.items()]
+    return [KeyValue(key=k, value=_any(v)) for k, v in pairs.items()]
 
 
 _small_attributes = st.dictionaries(_keys, _values, max_size=3).map(
-    lambda pairs: [KeyValue(key=k, value=_any_value(v)) for k, v in pairs.items()]
+    lambda pairs: [KeyValue(key=k, value=_any(v)) for k, v in pairs.items()]
 )
 _ids16 = st.one_of(st.binary(min_size=16, max_size=16), st.just(bytes(16)), st.binary(max_size=17))
 _ids8 = st.one_of(st.binary(min_size=8, max_size=8), st.just(bytes(8)), st.binary(max_size=9))
