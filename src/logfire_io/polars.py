@@ -199,24 +199,20 @@ def scan_logfire(
 
     # Learned now, not in polars' schema callback: polars wraps what that raises in a ComputeError, and a
     # LogfireIOError must reach the user as itself (what the source generator raises does).
-    with open_client(client, read_token, base_url, 1) as active:
-        owns = client is None
-        if json_columns != "auto":
-            declared = dict(json_columns or {})
-        else:  # the attributes struct of the window's schemas
-            request = ReadRequest(SCHEMAS_SQL.format(table=table.lower()), **{**common, "slices": None})  # type: ignore[arg-type]
-            texts = [
-                text
-                for piece in iter_tables(active, request, owns_client=owns)
-                for text in piece.column("s").to_pylist()
-            ]
-            struct = struct_from_schemas(texts)
-            declared = {"attributes": struct} if struct.fields else {}
-        if is_table:
-            schema = _polars_schema(TABLE_SCHEMAS[table.lower()])
-        else:
-            probe = ReadRequest(probe_sql(table), **{**common, "slices": None})  # type: ignore[arg-type]
-            schema = _polars_schema(next(iter_tables(active, probe, owns_client=owns)).schema)
+    def answers(sql: str) -> list[pa.Table]:
+        with open_client(client, read_token, base_url, 1) as active:
+            request = ReadRequest(sql, **{**common, "slices": None})  # type: ignore[arg-type]
+            return list(iter_tables(active, request, owns_client=client is None))
+
+    declared = dict(json_columns) if isinstance(json_columns, Mapping) else {}
+    if json_columns == "auto":  # the attributes struct of the window's schemas (a table: no probe below)
+        texts = [text for piece in answers(SCHEMAS_SQL.format(table=table.lower())) for text in piece["s"].to_pylist()]
+        struct = struct_from_schemas(texts)
+        declared = {"attributes": struct} if struct.fields else {}
+    if is_table:
+        schema = _polars_schema(TABLE_SCHEMAS[table.lower()])
+    else:
+        schema = _polars_schema(answers(probe_sql(table))[0].schema)
     for name, dtype in declared.items():
         if name not in schema:
             msg = f"`json_columns` names {name!r}, which the scan does not have; it has {list(schema)}"

@@ -168,3 +168,12 @@ def test_13_an_error_while_collecting_is_the_logfire_io_error(server: LocalLogfi
     finally:
         server.faults.configure(None)
     assert lf.select("span_id").head(3).collect().height == 3  # the scan itself still works
+
+
+def test_a_table_scan_sends_nothing_until_collected(server: LocalLogfire) -> None:
+    """Only a SQL query's schema probe (or ``json_columns='auto'``) asks the service as the scan is built."""
+    sent = SentQueries(server)
+    lazy = scan_logfire("records", read_token=server.read_token, base_url=server.base_url, progress=False)
+    assert sent() == []
+    assert lazy.select(pl.len()).collect().item() > 0
+    assert sent()
