@@ -14,7 +14,15 @@ import pyarrow.compute as pc
 
 from logfire_io._protocol import EARLIEST_BOUND, LATEST_BOUND
 
-__all__ = ["first_rows_problem", "histogram_problem", "probe_problem", "stats_problem", "times"]
+__all__ = [
+    "count_problem",
+    "first_count_problem",
+    "first_rows_problem",
+    "histogram_problem",
+    "probe_problem",
+    "stats_problem",
+    "times",
+]
 
 _UTC_US = pa.timestamp("us", "UTC")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -106,4 +114,27 @@ def first_rows_problem(table: pa.Table, low: datetime | None, high: datetime | N
         ticks = column.cast(pa.int64())
         if not pc.all(pc.less_equal(ticks[:-1], ticks[1:])).as_py():
             problem = f"the answer to the {answer} is not in time order"
+    return problem
+
+
+def count_problem(table: pa.Table) -> str | None:
+    """Why a dry run's count of rows (one row: ``n``) cannot be used, or None."""
+    answer = "dry run's count of rows"
+    problem = _columns_problem(table, ("n",), answer)
+    if problem is None and table.num_rows != 1:
+        problem = f"the answer to the {answer} has {table.num_rows} rows, not 1"
+    return problem or _counts_problem(table.column("n"), answer)
+
+
+def first_count_problem(table: pa.Table, low: datetime | None, high: datetime | None) -> str | None:
+    """Why a dry run's summary of the first request (``n``, ``lo``, ``hi``, ``kept``) cannot be used, or None.
+
+    The window part is checked as the read checks its own bounds (:func:`stats_problem`); ``kept`` is a count
+    when there are rows.
+    """
+    answer = "dry run's summary of the first request"
+    problem = _columns_problem(table, ("n", "lo", "hi", "kept"), answer)
+    problem = problem or stats_problem(table.select(["lo", "hi", "n"]), low, high)
+    if problem is None and table.column("n")[0].as_py():
+        problem = _counts_problem(table.column("kept"), answer)
     return problem

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import polars as pl
+from logfire_io._answers import count_problem, first_count_problem
 from logfire_io._protocol import MAX_LIMIT
 from logfire_io._read import (
     DEFAULT_MAX_CONCURRENCY,
@@ -135,7 +136,7 @@ def _count(
     """The exact number of rows a request of ``sql`` (over ``[low, high)``) would return (an aggregate: no row read)."""
     counting = f"SELECT count(*) AS n FROM (\n{statement_text(sql)}\n) AS __logfire_q"
     hint = service_window(request, query, low, high)
-    return request_table(client, request, counting, 1, hint).column("n")[0].as_py()
+    return request_table(client, request, counting, 1, hint, count_problem).column("n")[0].as_py()
 
 
 def _upper(piece: Slice, width_us: int, counts: dict[datetime, int]) -> int:
@@ -194,7 +195,8 @@ def _first_answer(
         "SELECT count(*) AS n, min(t) AS lo, max(t) AS hi, sum(CASE WHEN t < last THEN 1 ELSE 0 END) AS kept "
         f"FROM (SELECT t, max(t) OVER () AS last FROM (\n{first}\n) AS __logfire_f) AS __logfire_w"
     )
-    answer = request_table(client, request, sql, 1, hint).to_pylist()[0]
+    counts = request_table(client, request, sql, 1, hint, lambda table: first_count_problem(table, *own))
+    answer = counts.to_pylist()[0]
     full = answer["n"] >= MAX_LIMIT
     return answer["n"], (answer["lo"], answer["hi"], answer["kept"]) if full else None
 

@@ -165,3 +165,22 @@ def test_13_any_window_bounds_answer_is_read_or_refused(hostile: Hostile, body: 
         _read(hostile, Answer(body), Answer(_stream(pa.table({"s": pa.array([], pa.string())}))), slices=1)
     except LogfireIOError as exc:
         assert isinstance(exc, UnexpectedResponseError), exc
+
+
+DRY_RUN_ANSWERS = {
+    "wrong columns": Answer(_stream(pa.table({"x": [1]}))),
+    "null count": Answer(_stream(pa.table({"n": pa.array([None], pa.int64()), "lo": [T0], "hi": [T0], "kept": [0]}))),
+    "time past the window": Answer(
+        _stream(pa.table({"n": [10_000], "lo": [T0], "hi": [T1 + timedelta(days=9)], "kept": [5]}))
+    ),
+}
+
+
+@pytest.mark.parametrize("answer", list(DRY_RUN_ANSWERS))
+def test_13_a_dry_run_refuses_malformed_counts(hostile: Hostile, answer: str) -> None:
+    """plan() trusted its aggregates: a malformed one raised IndexError/KeyError or planned from garbage."""
+    hostile.serve(DRY_RUN_ANSWERS[answer])
+    with pytest.raises(UnexpectedResponseError, match=REFUSED):
+        logfire_io.plan(
+            "SELECT s FROM records", read_token=TOKEN, base_url=hostile.base_url, min_timestamp=T0, max_timestamp=T1
+        )
