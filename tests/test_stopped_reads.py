@@ -1,8 +1,11 @@
-"""A read that stops early while slice requests are in flight leaves no socket to the garbage collector.
+"""A read that stops early while slice requests are in flight stops them at once and leaves no socket behind.
 
-Closing the client cuts the requests in flight, but a connection the pool was opening at that moment used to
-be dropped unclosed (a ResourceWarning, now and then). The race is timing-dependent, so each test stops many
-reads, in the ways a read can stop (a slice's error, the consumer stopping), and checks after each.
+Closing the client used to be the cut, and it was not one: a thread blocked on a socket closed under it is not
+woken, so a stopped read waited for its read timeout (up to 30 s, found stopping reads in a loop, once its
+socket's descriptor had been reused), and a connection the pool was opening at that moment was dropped unclosed
+(a ResourceWarning, now and then). The races are timing-dependent, so the loop tests stop many reads, in the
+ways a read can stop (a slice's error, the consumer stopping), and check after each (the wake-up is also tested
+deterministically, in tests/client/test_limiter_stops.py).
 """
 
 from __future__ import annotations
@@ -31,11 +34,22 @@ BUDGET_S = 4.0 * ROUNDS
 def server() -> Iterator[LocalLogfire]:
     with LocalLogfire(records=make_records([BASE + timedelta(milliseconds=i) for i in range(2_000)])) as srv:
         yield srv
-        srv.faults.configure(None)
 
 
-def _request() -> ReadRequest:
-    return ReadRequest("SELECT span_id FROM records_all", BASE, END, slices=16, max_concurrency=8, progress=False)
+def _request(sql: str = "SELECT span_id FROM records_all") -> ReadRequest:
+    return ReadRequest(sql, BASE, END, slices=16, max_concurrency=8, progress=False)
+
+
+def _failing_from(when: datetime) -> str:
+    """A query whose slices from ``when`` on fail (a division by zero), so the read stops while others run.
+
+    The failure is in the SQL, not a queued server fault, which a request of the last read that reached the
+    server after it was stopped could take instead.
+    """
+    return (
+        f"SELECT span_id, 1 / (CASE WHEN start_timestamp >= '{when.isoformat()}' THEN 0 ELSE 1 END) AS one "
+        "FROM records_all"
+    )
 
 
 def _unclosed_sockets(stop_one_read: Callable[[int], None]) -> list[str]:
@@ -57,10 +71,9 @@ def _owned_client(server: LocalLogfire) -> LogfireQueryClient:
 
 def test_a_failed_slice_leaves_no_socket(server: LocalLogfire) -> None:
     def stop(attempt: int) -> None:
-        server.faults.push("401", after=attempt % 3)  # not retried: the read stops while other slices are in flight
-        with _owned_client(server) as client, pytest.raises(LogfireIOError):
-            list(iter_tables(client, _request(), owns_client=True))
-        server.faults.configure(None)
+        sql = _failing_from(BASE + timedelta(milliseconds=125 * (1 + attempt % 3)))  # a 400 is not retried
+        with _owned_client(server) as client, pytest.raises(LogfireIOError, match="Divide by zero"):
+            list(iter_tables(client, _request(sql), owns_client=True))
 
     assert _unclosed_sockets(stop) == []
 

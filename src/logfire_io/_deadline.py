@@ -1,4 +1,4 @@
-"""The overall deadline while a request is sent and its status line and headers arrive; larger socket reads.
+"""The client's network backends: the overall deadline, larger socket reads, and a cut that wakes blocked threads.
 
 httpx has per-phase timeouts only: a server that sends its headers a byte at a time, each within the read
 timeout, is never cut off. The body is read by :class:`~logfire_io._body.BodyReader`, which checks the deadline
@@ -6,12 +6,21 @@ itself; before that, every socket operation (connect, write, read) of the client
 here by what is left of the deadline. The pools' network backends are wrapped (httpx offers no option for it),
 which keeps proxies, ``verify`` and everything else of the transport as configured; the deadline reaches them
 through a context variable, set around ``send`` in this thread or task.
+
+A read that stops early must stop its request threads at once. Closing the client does not: a socket closed
+under a thread blocked in ``recv`` does not wake it, and once its descriptor number is reused by a new
+socket, the thread waits on that one, until its read timeout. :func:`cut_sockets` shuts every socket of the
+client down instead (which wakes the threads, and tells the server the client went away) and keeps the
+descriptors until :func:`close_cut_sockets`, called once no request thread runs, so none is reused too early
+and none is left to the garbage collector.
 """
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +32,7 @@ if TYPE_CHECKING:
 
     import httpx
 
-__all__ = ["bound_sockets", "deadline", "past"]
+__all__ = ["bound_sockets", "close_cut_sockets", "cut_sockets", "deadline", "past"]
 
 READ_SIZE = 1 << 18
 """Bytes asked of the socket per read. httpcore asks 64 KiB, and each read costs a pass through h11 and httpx;
@@ -59,9 +68,55 @@ def _bounded(timeout: float | None) -> float | None:
     return left if timeout is None else min(timeout, left)
 
 
+class _Sockets:
+    """The open streams of one connection pool, and whether its read was cut (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._open: set[_Stream] = set()
+        self._lock = threading.Lock()
+        self._cut = False
+
+    def opened(self, stream: _Stream) -> _Stream:
+        """Note a new stream; one connected after the cut is closed at once, failing its request."""
+        with self._lock:
+            if not self._cut:
+                self._open.add(stream)
+                return stream
+        stream.close_now()
+        msg = "the read was stopped"
+        raise httpcore.ConnectError(msg)
+
+    def closed(self, stream: _Stream) -> bool:
+        """Forget a stream its connection closes; False once cut (:meth:`release` closes it later)."""
+        with self._lock:
+            if self._cut:
+                return False
+            self._open.discard(stream)
+            return True
+
+    def cut(self) -> None:
+        """Shut every open socket down (blocked threads wake with an end of stream); refuse new connections."""
+        with self._lock:
+            self._cut = True
+            streams = list(self._open)
+        for stream in streams:
+            sock = stream.get_extra_info("socket")
+            if isinstance(sock, socket.socket):
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def release(self) -> None:
+        """Close the sockets kept open by :meth:`cut` (once no thread uses them)."""
+        with self._lock:
+            streams, self._open = list(self._open), set()
+        for stream in streams:
+            stream.close_now()
+
+
 class _Stream(httpcore.NetworkStream):
-    def __init__(self, stream: httpcore.NetworkStream) -> None:
+    def __init__(self, stream: httpcore.NetworkStream, sockets: _Sockets) -> None:
         self._stream = stream
+        self._sockets = sockets
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return self._stream.read(max(max_bytes, READ_SIZE), _bounded(timeout))
@@ -70,12 +125,19 @@ class _Stream(httpcore.NetworkStream):
         self._stream.write(buffer, _bounded(timeout))
 
     def close(self) -> None:
-        self._stream.close()
+        if self._sockets.closed(self):
+            self._stream.close()
+
+    def close_now(self) -> None:
+        with suppress(OSError):
+            self._stream.close()
 
     def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.NetworkStream:
-        return _Stream(self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout)))
+        tls = self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout))
+        self._sockets.closed(self)  # the TLS stream owns the socket from here on
+        return self._sockets.opened(_Stream(tls, self._sockets))
 
     def get_extra_info(self, info: str) -> Any:
         return self._stream.get_extra_info(info)
@@ -84,6 +146,7 @@ class _Stream(httpcore.NetworkStream):
 class _Backend(httpcore.NetworkBackend):
     def __init__(self, backend: httpcore.NetworkBackend) -> None:
         self._backend = backend
+        self.sockets = _Sockets()
 
     def connect_tcp(
         self,
@@ -94,12 +157,13 @@ class _Backend(httpcore.NetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         stream = self._backend.connect_tcp(host, port, _bounded(timeout), local_address, socket_options)
-        return _Stream(stream)
+        return self.sockets.opened(_Stream(stream, self.sockets))
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
     ) -> httpcore.NetworkStream:
-        return _Stream(self._backend.connect_unix_socket(path, _bounded(timeout), socket_options))
+        stream = self._backend.connect_unix_socket(path, _bounded(timeout), socket_options)
+        return self.sockets.opened(_Stream(stream, self.sockets))
 
     def sleep(self, seconds: float) -> None:
         self._backend.sleep(seconds)
@@ -151,17 +215,40 @@ class _AsyncBackend(httpcore.AsyncNetworkBackend):
         await self._backend.sleep(seconds)
 
 
+def _pools(client: httpx.Client | httpx.AsyncClient) -> list[Any]:
+    """The httpcore pools of ``client``'s transport and proxy mounts (there is no public way to reach them)."""
+    transports = [client._transport, *client._mounts.values()]
+    return [pool for transport in transports if (pool := getattr(transport, "_pool", None)) is not None]
+
+
 def bound_sockets(client: httpx.Client | httpx.AsyncClient) -> None:
     """Wrap the network backends of ``client``'s connection pools (its transport and proxy mounts).
 
     A transport of the caller's own (``transport=``, ``mounts=``) without an httpcore pool is left as it is: its
-    header phase has only the per-phase timeouts.
+    header phase has only the per-phase timeouts, and :func:`cut_sockets` does not reach it.
     """
-    transports = [client._transport, *client._mounts.values()]  # no public way to reach the pools
-    for transport in transports:
-        pool = getattr(transport, "_pool", None)
+    for pool in _pools(client):
         backend = getattr(pool, "_network_backend", None)
         if isinstance(backend, httpcore.NetworkBackend) and not isinstance(backend, _Backend):
             pool._network_backend = _Backend(backend)  # type: ignore[union-attr]
         elif isinstance(backend, httpcore.AsyncNetworkBackend) and not isinstance(backend, _AsyncBackend):
             pool._network_backend = _AsyncBackend(backend)  # type: ignore[union-attr]
+
+
+def _sockets(client: httpx.Client) -> list[_Sockets]:
+    return [backend.sockets for pool in _pools(client) if isinstance(backend := pool._network_backend, _Backend)]
+
+
+def cut_sockets(client: httpx.Client) -> None:
+    """Stop every request of ``client`` now, from any thread: its sockets are shut down, new connections refused.
+
+    The client cannot send again; call :func:`close_cut_sockets` once no thread is inside a request.
+    """
+    for sockets in _sockets(client):
+        sockets.cut()
+
+
+def close_cut_sockets(client: httpx.Client) -> None:
+    """Close the sockets :func:`cut_sockets` kept open (call once no thread is inside a request of ``client``)."""
+    for sockets in _sockets(client):
+        sockets.release()

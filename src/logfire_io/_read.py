@@ -10,7 +10,8 @@ import numbers
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING
 
 import httpx
 import numpy as np
@@ -20,6 +21,7 @@ import pyarrow.compute as pc
 import polars as pl
 from logfire_io._answers import first_rows_problem, histogram_problem, probe_problem, stats_problem, times
 from logfire_io._client import LogfireQueryClient
+from logfire_io._deadline import close_cut_sockets, cut_sockets
 from logfire_io._exceptions import ConfigurationError, RowCapError
 from logfire_io._json import JSONColumns, decode_json_columns
 from logfire_io._protocol import MAX_LIMIT, Query, checked_window, clamped, resolve_read_token
@@ -150,34 +152,10 @@ def open_client(
         yield owned
 
 
-class _Cutter:
-    """Stops an owned client's requests from other threads early, leaving no socket to the garbage collector.
-
-    Closing an httpx client while threads are inside requests is racy: a connection being opened at that moment
-    (or one the pool opens afterwards for a request already queued) is dropped from the pool without being
-    closed. So the pool's connections are noted when the client is closed, and once every request thread has
-    finished, those and any the pool has opened since are closed again.
-    """
-
-    def __init__(self, client: httpx.Client) -> None:
-        self._client = client
-        self._noted: list[Any] = []
-
-    def _pool(self) -> Any:
-        """The httpcore connection pool behind the client, if it has the usual one."""
-        return getattr(getattr(self._client, "_transport", None), "_pool", None)
-
-    def cut(self) -> None:
-        """Close the client: requests in flight fail at once, and no new one can start."""
-        self._noted = list(getattr(self._pool(), "connections", []))
-        self._client.close()
-
-    def release(self) -> None:
-        """Close every connection opened while the client was being cut (call once no request thread runs)."""
-        pool = self._pool()
-        for connection in [*self._noted, *getattr(pool, "connections", [])]:
-            connection.close()
-        self._noted = []
+def _cut(client: httpx.Client) -> None:
+    """Stop an owned client's requests from other threads at once: its sockets are shut down, then it is closed."""
+    cut_sockets(client)
+    client.close()
 
 
 def _not_sliceable(query: SliceableQuery) -> str:
@@ -497,8 +475,6 @@ def iter_tables(client: LogfireQueryClient, request: ReadRequest, *, owns_client
             yield _check_names(request_table(client, request, whole, 1, whole_hint))
         return
 
-    cutter = _Cutter(client.client) if owns_client else None
-
     def fetch(piece: Slice) -> pa.Table:
         hint = service_window(request, query, piece.low, piece.high)
         return request_table(client, request, slice_sql(query, request, piece), MAX_LIMIT, hint)
@@ -509,8 +485,8 @@ def iter_tables(client: LogfireQueryClient, request: ReadRequest, *, owns_client
         max_concurrency=request.max_concurrency,
         stats=request.stats,
         progress=Progress(request.progress),
-        abort=cutter.cut if cutter else lambda: None,
-        release=cutter.release if cutter else lambda: None,
+        abort=partial(_cut, client.client) if owns_client else lambda: None,
+        release=partial(close_cut_sockets, client.client) if owns_client else lambda: None,
     )
     try:
         if sort_keys:

@@ -1,22 +1,26 @@
-"""Issue 16 adversary: a read that stops (Ctrl-C, an error) stops its paused slices at once.
+"""Issue 16 adversary: a read that stops (Ctrl-C, an error) stops its paused and blocked slices at once.
 
-Slices wait in worker threads (a ``Retry-After``, a retry's backoff, the limiter's pace); Ctrl-C reaches only
-the main thread, which then waits for every worker before it returns. These reads meet 429s with a 30 s
-``Retry-After`` from a scripted server and must end in a second or two, not after the pause.
+Slices wait in worker threads (a ``Retry-After``, a retry's backoff, the limiter's pace, a socket); Ctrl-C
+reaches only the main thread, which then waits for every worker before it returns. These reads meet 429s with
+a 30 s ``Retry-After``, or answers that never finish, from a scripted server and must end in a second or two,
+not after the pause or the read timeout.
 """
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 import time
+import warnings
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
 
-from logfire_io import LogfireQueryClient, RateLimitError, Retry
+from logfire_io import LogfireIOError, LogfireQueryClient, RateLimitError, Retry
 from logfire_io._limiter import RequestLimiter
+from logfire_io._read import ReadRequest, iter_tables
 from logfire_io._slicing import Progress, ReadStats, Slice, SliceError, fetch_slices
 from tests.client.conftest import Answer, Hostile
 
@@ -74,3 +78,22 @@ def test_16_a_429_storm_ends_in_bounded_time(hostile: Hostile) -> None:
         took = time.monotonic() - started
     assert took < 10, f"the read took {took:.1f} s to fail"
     assert len(hostile.requests) <= 4 * 3 + 4  # at most every slice in flight, each with its retries
+
+
+def test_a_failed_slice_wakes_the_requests_blocked_on_their_sockets(hostile: Hostile) -> None:
+    """One slice gets a 401; the others' answers never finish. The read fails at once, not after a timeout."""
+    stalled = Answer(lambda: [b"never sent"], pause=60)
+    hostile.serve(Answer(b'{"detail": "bad token"}', 401, {"content-type": "application/json"}), stalled)
+    plan = tuple(Slice(START + timedelta(minutes=i), START + timedelta(minutes=i + 1)) for i in range(4))
+    request = ReadRequest("SELECT span_id FROM records", slices=plan, max_concurrency=4, progress=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        started = time.monotonic()
+        with LogfireQueryClient(TOKEN, base_url=hostile.base_url) as client:
+            with pytest.raises(LogfireIOError, match="401"):
+                list(iter_tables(client, request, owns_client=True))
+        took = time.monotonic() - started
+        gc.collect()
+    assert took < 10, f"the failed read took {took:.1f} s to stop its stalled requests"
+    assert len(hostile.requests) == 4  # every slice was in flight when the 401 came
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
