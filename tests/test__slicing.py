@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logfire_io import MAX_LIMIT, ConfigurationError, Slice, plan_slices
-from logfire_io._slicing import pack_histogram
+from logfire_io import MAX_LIMIT, ConfigurationError, LogfireIOError, Slice, plan_slices
+from logfire_io._slicing import Progress, ReadStats, SliceError, fetch_slices, pack_histogram
 from tests.strategies import instants
 
 LOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -75,3 +77,30 @@ def test_halves_stop_at_one_microsecond() -> None:
 def test_bad_slices(slices: object) -> None:
     with pytest.raises(ConfigurationError, match="`slices`"):
         plan_slices(LOW, HIGH, slices)  # type: ignore[arg-type]
+
+
+def test_a_later_slice_failing_stops_the_read_while_the_first_still_runs() -> None:
+    """The read cannot succeed once any slice has failed, so it does not wait for the slices before it."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    plan = [Slice(start + timedelta(hours=i), start + timedelta(hours=i + 1)) for i in range(3)]
+    head_may_end, head_ended = threading.Event(), threading.Event()
+    head_running_at_abort: list[bool] = []
+
+    def fetch(piece: Slice) -> pa.Table:
+        if piece == plan[0]:
+            head_may_end.wait(30)
+            head_ended.set()
+        if piece == plan[2]:
+            raise LogfireIOError("the query failed (HTTP 400): Divide by zero error")
+        return pa.table({"x": [1]})
+
+    def abort() -> None:
+        head_running_at_abort.append(not head_ended.is_set())
+        head_may_end.set()
+
+    pieces = fetch_slices(
+        plan, fetch, max_concurrency=3, stats=ReadStats(), progress=Progress(enabled=False), abort=abort
+    )
+    with pytest.raises(SliceError, match=r"slice \[2026-01-01T02:00:00\+00:00.*Divide by zero"):
+        next(pieces)
+    assert head_running_at_abort == [True]

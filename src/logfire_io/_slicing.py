@@ -275,8 +275,11 @@ def fetch_slices(
     """Fetch ``plan`` with at most ``max_concurrency`` requests in flight; yield results in time order.
 
     Requests are issued lazily, a bounded window ahead of the consumer. A slice that comes back full is
-    replaced by its two halves. The slices share one :class:`~logfire_io._limiter.RequestLimiter`: a 429 pauses
-    them all, and they pace themselves under the service's rate limit. On any exit before the end (an error,
+    replaced by its two halves. A slice that fails stops the read as soon as it fails, even while slices
+    before it still run: the read cannot succeed, so it does not wait on them (this holds for a read whose
+    ``limit`` the slices before it would have met too). The slices share one
+    :class:`~logfire_io._limiter.RequestLimiter`: a 429 pauses them all, and they pace themselves under the
+    service's rate limit. On any exit before the end (an error,
     Ctrl-C, the consumer stopping), queued slices are cancelled, ``abort`` is called to cut in-flight requests,
     no thread is left behind, and ``release`` is called once every request thread has finished, to close what
     they opened while being cut.
@@ -295,6 +298,17 @@ def fetch_slices(
     def running() -> list[Future[pa.Table]]:
         return [f for _, f in entries if f is not None and not f.done()]
 
+    def settled(entry: list) -> pa.Table:
+        """The table of a slice whose request is done; its failure as the read's error."""
+        try:
+            return entry[1].result()
+        except LogfireIOError as exc:
+            msg = (
+                f"slice {entry[0]} failed after retries, so the read was stopped: {exc}\n"
+                f"{stats.rows:,} rows had been fetched; none are returned, as the result would be incomplete."
+            )
+            raise SliceError(msg) from exc
+
     def fill() -> None:
         in_flight = len(running())
         for entry in entries:
@@ -311,15 +325,12 @@ def fetch_slices(
             if head[1] is None:
                 _wait_any(running())
                 continue
-            _wait_any([head[1]])
-            try:
-                table = head[1].result()
-            except LogfireIOError as exc:
-                msg = (
-                    f"slice {head[0]} failed after retries, so the read was stopped: {exc}\n"
-                    f"{stats.rows:,} rows had been fetched; none are returned, as the result would be incomplete."
-                )
-                raise SliceError(msg) from exc
+            while not head[1].done():  # a later slice's failure stops the read at once, not after the head
+                _wait_any(running())
+                for entry in entries:
+                    if entry[1] is not None and entry[1].done() and entry[1].exception() is not None:
+                        settled(entry)
+            table = settled(head)
             entries.popleft()
             if table.num_rows >= MAX_LIMIT:
                 halves = head[0].halves()
