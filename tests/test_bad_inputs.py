@@ -112,7 +112,7 @@ def test_html_base_url() -> None:
     from tests.client.test_errors import _HtmlHandler  # the same small HTML server
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _HtmlHandler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         with pytest.raises(UnexpectedResponseError, match=r"(?s)HTTP 404.*Welcome to Logfire.*base_url"):

@@ -34,7 +34,7 @@ schedules = st.dictionaries(
 
 
 @settings(
-    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 @given(schedule=schedules, seed=st.integers(0, 2**16), slices=st.integers(2, 12))
 def test_exact_or_clear_error(faulty: LocalLogfire, schedule: dict[str, float], seed: int, slices: int) -> None:

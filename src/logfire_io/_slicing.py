@@ -326,10 +326,10 @@ def fetch_slices(
                 _wait_any(running())
                 continue
             while not head[1].done():  # a later slice's failure stops the read at once, not after the head
-                _wait_any(running())
                 for entry in entries:
                     if entry[1] is not None and entry[1].done() and entry[1].exception() is not None:
                         settled(entry)
+                wait(running(), timeout=_POLL, return_when=FIRST_COMPLETED)
             table = settled(head)
             entries.popleft()
             if table.num_rows >= MAX_LIMIT:

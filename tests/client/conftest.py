@@ -94,7 +94,7 @@ def hostile() -> Iterator[Hostile]:
     httpd = _Server(("127.0.0.1", 0), _Handler)
     state = Hostile(f"http://127.0.0.1:{httpd.server_address[1]}", [Answer()])
     httpd.RequestHandlerClass = type("Handler", (_Handler,), {"hostile": state})
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield state
     httpd.shutdown()

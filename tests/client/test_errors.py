@@ -161,7 +161,7 @@ class _HtmlHandler(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def html_server() -> Iterator[str]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _HtmlHandler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
