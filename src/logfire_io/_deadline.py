@@ -236,7 +236,8 @@ def bound_sockets(client: httpx.Client | httpx.AsyncClient) -> None:
 
 
 def _sockets(client: httpx.Client) -> list[_Sockets]:
-    return [backend.sockets for pool in _pools(client) if isinstance(backend := pool._network_backend, _Backend)]
+    backends = [getattr(pool, "_network_backend", None) for pool in _pools(client)]
+    return [backend.sockets for backend in backends if isinstance(backend, _Backend)]
 
 
 def cut_sockets(client: httpx.Client) -> None:
