@@ -309,6 +309,10 @@ def fetch_slices(
             )
             raise SliceError(msg) from exc
 
+    def first_failed() -> list | None:
+        """A slice that has failed, looked for before each wait: one may fail before the wait starts."""
+        return next((e for e in entries if e[1] is not None and e[1].done() and e[1].exception() is not None), None)
+
     def fill() -> None:
         in_flight = len(running())
         for entry in entries:
@@ -325,12 +329,10 @@ def fetch_slices(
             if head[1] is None:
                 _wait_any(running())
                 continue
-            while not head[1].done():  # a later slice's failure stops the read at once, not after the head
+            failed = None  # a later slice's failure stops the read at once, not after the head
+            while not head[1].done() and (failed := first_failed()) is None:
                 _wait_any(running())
-                for entry in entries:
-                    if entry[1] is not None and entry[1].done() and entry[1].exception() is not None:
-                        settled(entry)
-            table = settled(head)
+            table = settled(failed or head)
             entries.popleft()
             if table.num_rows >= MAX_LIMIT:
                 halves = head[0].halves()
