@@ -116,3 +116,35 @@ def test_a_later_slice_failing_stops_the_read_while_the_first_still_runs(
     with pytest.raises(SliceError, match=r"slice \[2026-01-01T02:00:00\+00:00.*Divide by zero"):
         next(pieces)
     assert head_running_at_abort == [True]
+
+
+def test_a_read_with_a_limit_gets_the_slices_before_a_failed_one() -> None:
+    """Its first slices may meet the limit, so a later failure must not stop it before they are in.
+
+    Failing fast regardless made ``limit=5, slices=16`` with a later slice failing (a division by zero) fail in 2
+    reads of 10 against the local server, by which request answered first; every read succeeded before.
+    """
+    plan = [Slice(LOW + timedelta(hours=i), LOW + timedelta(hours=i + 1)) for i in range(3)]
+    later_failed = threading.Event()
+
+    def fetch(piece: Slice) -> pa.Table:
+        if piece == plan[0]:
+            later_failed.wait(10)
+            time.sleep(0.2)  # the failed slice's future is done by now
+        if piece == plan[2]:
+            later_failed.set()
+            raise LogfireIOError("the query failed (HTTP 400): Divide by zero error")
+        return pa.table({"x": [1]})
+
+    pieces = fetch_slices(
+        plan,
+        fetch,
+        max_concurrency=3,
+        stats=ReadStats(),
+        progress=Progress(enabled=False),
+        abort=lambda: None,
+        fail_fast=False,
+    )
+    first, table = next(pieces)
+    pieces.close()
+    assert (first, table.num_rows) == (plan[0], 1)

@@ -271,13 +271,15 @@ def fetch_slices(
     progress: Progress,
     abort: Callable[[], None],
     release: Callable[[], None] = lambda: None,
+    fail_fast: bool = True,
 ) -> Generator[tuple[Slice, pa.Table], None, None]:
     """Fetch ``plan`` with at most ``max_concurrency`` requests in flight; yield results in time order.
 
     Requests are issued lazily, a bounded window ahead of the consumer. A slice that comes back full is
-    replaced by its two halves. A slice that fails stops the read as soon as it fails, even while slices
-    before it still run: the read cannot succeed, so it does not wait on them (this holds for a read whose
-    ``limit`` the slices before it would have met too). The slices share one
+    replaced by its two halves. With ``fail_fast``, a slice that fails stops the read as soon as it fails, even
+    while slices before it still run: the read cannot succeed, so it does not wait on them. A read whose
+    consumer may stop early (a ``limit``) passes False: the slices before the failed one may be all it needs,
+    and failing fast made such a read fail or succeed by which request answered first. The slices share one
     :class:`~logfire_io._limiter.RequestLimiter`: a 429 pauses them all, and they pace themselves under the
     service's rate limit. On any exit before the end (an error,
     Ctrl-C, the consumer stopping), queued slices are cancelled, ``abort`` is called to cut in-flight requests,
@@ -330,7 +332,7 @@ def fetch_slices(
                 _wait_any(running())
                 continue
             failed = None  # a later slice's failure stops the read at once, not after the head
-            while not head[1].done() and (failed := first_failed()) is None:
+            while not head[1].done() and (failed := first_failed() if fail_fast else None) is None:
                 _wait_any(running())
             table = settled(failed or head)
             entries.popleft()
