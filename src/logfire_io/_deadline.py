@@ -192,7 +192,7 @@ def _connect(
                 sock.setsockopt(*option)
         except OSError as exc:
             sock.close()
-            error = exc
+            error = error or exc  # the first address's error, as socket.create_connection reports
             continue
         except BaseException:
             sock.close()
