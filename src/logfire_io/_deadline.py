@@ -21,7 +21,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -91,7 +91,7 @@ class _Sockets:
 
     @contextmanager
     def connecting(self, sock: socket.socket) -> Iterator[None]:
-        """Let :meth:`cut` wake ``sock`` while it connects; refuse to connect once cut."""
+        """Let :meth:`cut` wake ``sock`` while it connects or shakes hands; refuse to start once cut."""
         with self._lock:
             if self._cut:
                 msg = "the read was stopped"
@@ -155,7 +155,16 @@ class _Stream(httpcore.NetworkStream):
     def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.NetworkStream:
-        tls = self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout))
+        sock = self._stream.get_extra_info("socket")
+        # The TLS socket takes the descriptor over from this one, which a cut then cannot shut down: a duplicate
+        # descriptor of the connection lets the cut end the handshake.
+        twin = sock.dup() if type(sock) is socket.socket else None
+        try:
+            with self._sockets.connecting(twin) if twin is not None else nullcontext():
+                tls = self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout))
+        finally:
+            if twin is not None:
+                twin.close()
         self._sockets.closed(self)  # the TLS stream owns the socket from here on
         return self._sockets.opened(_Stream(tls, self._sockets))
 
