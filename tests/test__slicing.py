@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logfire_io import MAX_LIMIT, ConfigurationError, LogfireIOError, Slice, plan_slices
+from logfire_io import _slicing as slicing
 from logfire_io._slicing import Progress, ReadStats, SliceError, fetch_slices, pack_histogram
 from tests.strategies import instants
 
@@ -79,8 +81,18 @@ def test_bad_slices(slices: object) -> None:
         plan_slices(LOW, HIGH, slices)  # type: ignore[arg-type]
 
 
-def test_a_later_slice_failing_stops_the_read_while_the_first_still_runs() -> None:
-    """The read cannot succeed once any slice has failed, so it does not wait for the slices before it."""
+@pytest.mark.parametrize("main_thread_late", [False, True])
+def test_a_later_slice_failing_stops_the_read_while_the_first_still_runs(
+    main_thread_late: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read cannot succeed once any slice has failed, so it does not wait for the slices before it.
+
+    ``main_thread_late``: the slice fails before the reading thread starts to wait (as on a busy machine). Its
+    failure was looked for only after a wait, which then waited on the head alone, as long as the head ran.
+    """
+    if main_thread_late:
+        late_wait = slicing._wait_any
+        monkeypatch.setattr(slicing, "_wait_any", lambda futures: (time.sleep(0.3), late_wait(futures)))
     start = datetime(2026, 1, 1, tzinfo=UTC)
     plan = [Slice(start + timedelta(hours=i), start + timedelta(hours=i + 1)) for i in range(3)]
     head_may_end, head_ended = threading.Event(), threading.Event()
@@ -88,7 +100,7 @@ def test_a_later_slice_failing_stops_the_read_while_the_first_still_runs() -> No
 
     def fetch(piece: Slice) -> pa.Table:
         if piece == plan[0]:
-            head_may_end.wait(30)
+            head_may_end.wait(10)
             head_ended.set()
         if piece == plan[2]:
             raise LogfireIOError("the query failed (HTTP 400): Divide by zero error")
@@ -104,3 +116,35 @@ def test_a_later_slice_failing_stops_the_read_while_the_first_still_runs() -> No
     with pytest.raises(SliceError, match=r"slice \[2026-01-01T02:00:00\+00:00.*Divide by zero"):
         next(pieces)
     assert head_running_at_abort == [True]
+
+
+def test_a_read_with_a_limit_gets_the_slices_before_a_failed_one() -> None:
+    """Its first slices may meet the limit, so a later failure must not stop it before they are in.
+
+    Failing fast regardless made ``limit=5, slices=16`` with a later slice failing (a division by zero) fail in 2
+    reads of 10 against the local server, by which request answered first; every read succeeded before.
+    """
+    plan = [Slice(LOW + timedelta(hours=i), LOW + timedelta(hours=i + 1)) for i in range(3)]
+    later_failed = threading.Event()
+
+    def fetch(piece: Slice) -> pa.Table:
+        if piece == plan[0]:
+            later_failed.wait(10)
+            time.sleep(0.2)  # the failed slice's future is done by now
+        if piece == plan[2]:
+            later_failed.set()
+            raise LogfireIOError("the query failed (HTTP 400): Divide by zero error")
+        return pa.table({"x": [1]})
+
+    pieces = fetch_slices(
+        plan,
+        fetch,
+        max_concurrency=3,
+        stats=ReadStats(),
+        progress=Progress(enabled=False),
+        abort=lambda: None,
+        fail_fast=False,
+    )
+    first, table = next(pieces)
+    pieces.close()
+    assert (first, table.num_rows) == (plan[0], 1)

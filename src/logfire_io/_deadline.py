@@ -10,8 +10,9 @@ through a context variable, set around ``send`` in this thread or task.
 A read that stops early must stop its request threads at once. Closing the client does not: a socket closed
 under a thread blocked in ``recv`` does not wake it, and once its descriptor number is reused by a new
 socket, the thread waits on that one, until its read timeout. :func:`cut_sockets` shuts every socket of the
-client down instead (which wakes the threads, and tells the server the client went away) and keeps the
-descriptors until :func:`close_cut_sockets`, called once no request thread runs, so none is reused too early
+client down instead (which wakes the threads, and tells the server the client went away), connecting ones
+too (so connects are made here: httpcore's hide their socket), and keeps the descriptors until
+:func:`close_cut_sockets`, called once no request thread runs, so none is reused too early
 and none is left to the garbage collector.
 """
 
@@ -20,11 +21,12 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import httpcore
+from httpcore._backends.sync import SyncStream
 
 if TYPE_CHECKING:
     import ssl
@@ -69,10 +71,11 @@ def _bounded(timeout: float | None) -> float | None:
 
 
 class _Sockets:
-    """The open streams of one connection pool, and whether its read was cut (thread-safe)."""
+    """The open streams and connecting sockets of one connection pool, and whether its read was cut (thread-safe)."""
 
     def __init__(self) -> None:
         self._open: set[_Stream] = set()
+        self._connecting: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._cut = False
 
@@ -86,6 +89,20 @@ class _Sockets:
         msg = "the read was stopped"
         raise httpcore.ConnectError(msg)
 
+    @contextmanager
+    def connecting(self, sock: socket.socket) -> Iterator[None]:
+        """Let :meth:`cut` wake ``sock`` while it connects or shakes hands; refuse to start once cut."""
+        with self._lock:
+            if self._cut:
+                msg = "the read was stopped"
+                raise httpcore.ConnectError(msg)
+            self._connecting.add(sock)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._connecting.discard(sock)
+
     def closed(self, stream: _Stream) -> bool:
         """Forget a stream its connection closes; False once cut (:meth:`release` closes it later)."""
         with self._lock:
@@ -95,10 +112,13 @@ class _Sockets:
             return True
 
     def cut(self) -> None:
-        """Shut every open socket down (blocked threads wake with an end of stream); refuse new connections."""
+        """Shut every socket down (blocked threads wake with an end of stream, connects fail); refuse new ones."""
         with self._lock:
             self._cut = True
             streams = list(self._open)
+            for sock in self._connecting:  # under the lock: its thread closes it only once it is out of the set
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)  # Linux fails a connect in progress at once
         for stream in streams:
             sock = stream.get_extra_info("socket")
             if isinstance(sock, socket.socket):
@@ -135,12 +155,60 @@ class _Stream(httpcore.NetworkStream):
     def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.NetworkStream:
-        tls = self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout))
+        sock = self._stream.get_extra_info("socket")
+        # The TLS socket takes the descriptor over from this one, which a cut then cannot shut down: a duplicate
+        # descriptor of the connection lets the cut end the handshake.
+        twin = sock.dup() if type(sock) is socket.socket else None
+        try:
+            with self._sockets.connecting(twin) if twin is not None else nullcontext():
+                tls = self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout))
+        finally:
+            if twin is not None:
+                twin.close()
         self._sockets.closed(self)  # the TLS stream owns the socket from here on
         return self._sockets.opened(_Stream(tls, self._sockets))
 
     def get_extra_info(self, info: str) -> Any:
         return self._stream.get_extra_info(info)
+
+
+def _connect(
+    sockets: _Sockets,
+    address: tuple[str, int],
+    timeout: float | None,
+    local_address: str | None,
+    socket_options: Iterable[Any] | None,
+) -> httpcore.NetworkStream:
+    """The ``connect_tcp`` of httpcore's ``SyncBackend``, with the socket known to ``sockets`` while it connects.
+
+    httpcore connects with ``socket.create_connection``, whose socket no other thread can reach: a stopped read
+    waited for a hanging connect (a full accept queue, an unreachable host) until the connect timeout.
+    """
+    try:
+        targets = socket.getaddrinfo(*address, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise httpcore.ConnectError(str(exc)) from exc
+    error: OSError | None = None
+    for family, kind, proto, _, target in targets:
+        sock = socket.socket(family, kind, proto)
+        try:
+            with sockets.connecting(sock):
+                sock.settimeout(timeout)
+                if local_address is not None:
+                    sock.bind((local_address, 0))
+                sock.connect(target)
+            for option in [*(socket_options or ()), (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]:
+                sock.setsockopt(*option)
+        except OSError as exc:
+            sock.close()
+            error = error or exc  # the first address's error, as socket.create_connection reports
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return SyncStream(sock)
+    kind_of_error = httpcore.ConnectTimeout if isinstance(error, TimeoutError) else httpcore.ConnectError
+    raise kind_of_error(str(error or "getaddrinfo returned no address")) from error
 
 
 class _Backend(httpcore.NetworkBackend):
@@ -156,7 +224,10 @@ class _Backend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        stream = self._backend.connect_tcp(host, port, _bounded(timeout), local_address, socket_options)
+        if type(self._backend) is httpcore.SyncBackend:
+            stream = _connect(self.sockets, (host, port), _bounded(timeout), local_address, socket_options)
+        else:
+            stream = self._backend.connect_tcp(host, port, _bounded(timeout), local_address, socket_options)
         return self.sockets.opened(_Stream(stream, self.sockets))
 
     def connect_unix_socket(

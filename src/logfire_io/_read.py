@@ -487,6 +487,7 @@ def iter_tables(client: LogfireQueryClient, request: ReadRequest, *, owns_client
         progress=Progress(request.progress),
         abort=partial(_cut, client.client) if owns_client else lambda: None,
         release=partial(close_cut_sockets, client.client) if owns_client else lambda: None,
+        fail_fast=request.limit is None,
     )
     try:
         if sort_keys:

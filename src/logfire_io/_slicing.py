@@ -271,13 +271,15 @@ def fetch_slices(
     progress: Progress,
     abort: Callable[[], None],
     release: Callable[[], None] = lambda: None,
+    fail_fast: bool = True,
 ) -> Generator[tuple[Slice, pa.Table], None, None]:
     """Fetch ``plan`` with at most ``max_concurrency`` requests in flight; yield results in time order.
 
     Requests are issued lazily, a bounded window ahead of the consumer. A slice that comes back full is
-    replaced by its two halves. A slice that fails stops the read as soon as it fails, even while slices
-    before it still run: the read cannot succeed, so it does not wait on them (this holds for a read whose
-    ``limit`` the slices before it would have met too). The slices share one
+    replaced by its two halves. With ``fail_fast``, a slice that fails stops the read as soon as it fails, even
+    while slices before it still run: the read cannot succeed, so it does not wait on them. A read whose
+    consumer may stop early (a ``limit``) passes False: the slices before the failed one may be all it needs,
+    and failing fast made such a read fail or succeed by which request answered first. The slices share one
     :class:`~logfire_io._limiter.RequestLimiter`: a 429 pauses them all, and they pace themselves under the
     service's rate limit. On any exit before the end (an error,
     Ctrl-C, the consumer stopping), queued slices are cancelled, ``abort`` is called to cut in-flight requests,
@@ -309,6 +311,10 @@ def fetch_slices(
             )
             raise SliceError(msg) from exc
 
+    def first_failed() -> list | None:
+        """A slice that has failed, looked for before each wait: one may fail before the wait starts."""
+        return next((e for e in entries if e[1] is not None and e[1].done() and e[1].exception() is not None), None)
+
     def fill() -> None:
         in_flight = len(running())
         for entry in entries:
@@ -325,12 +331,10 @@ def fetch_slices(
             if head[1] is None:
                 _wait_any(running())
                 continue
-            while not head[1].done():  # a later slice's failure stops the read at once, not after the head
-                for entry in entries:
-                    if entry[1] is not None and entry[1].done() and entry[1].exception() is not None:
-                        settled(entry)
-                wait(running(), timeout=_POLL, return_when=FIRST_COMPLETED)
-            table = settled(head)
+            failed = None  # a later slice's failure stops the read at once, not after the head
+            while not head[1].done() and (failed := first_failed() if fail_fast else None) is None:
+                _wait_any(running())
+            table = settled(failed or head)
             entries.popleft()
             if table.num_rows >= MAX_LIMIT:
                 halves = head[0].halves()

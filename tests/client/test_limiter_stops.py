@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import gc
 import signal
+import socket
+import sys
 import threading
 import time
 import warnings
@@ -99,3 +101,50 @@ def test_a_failed_slice_wakes_the_requests_blocked_on_their_sockets(hostile: Hos
     assert took < 10, f"the failed read took {took:.1f} s to stop its stalled requests"
     assert len(hostile.requests) == 4
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def _seconds_to_stop(base_url: str) -> float:
+    """Seconds a read of PLAN from ``base_url`` (an owned client) takes to end after Ctrl-C, sent at 0.5 s."""
+    request = ReadRequest("SELECT span_id FROM records", slices=tuple(PLAN), max_concurrency=4, progress=False)
+    interrupt = threading.Timer(0.5, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
+    with LogfireQueryClient(TOKEN, base_url=base_url) as client:
+        started = time.monotonic()
+        interrupt.start()
+        with pytest.raises(KeyboardInterrupt):
+            list(iter_tables(client, request, owns_client=True))
+        return time.monotonic() - started
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux: a full accept queue hangs a connect")
+def test_ctrl_c_ends_a_read_whose_requests_are_still_connecting() -> None:
+    """The server's accept queue is full, so every connect hangs: Ctrl-C ends the read at once.
+
+    A connecting socket was not yet known to the cut, so a stopped read waited for the 30 s connect timeout.
+    """
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(0)
+        port = listening.getsockname()[1]
+        queued = [socket.socket() for _ in range(3)]  # fill the accept queue: later connects get no answer
+        for sock in queued:
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", port))
+        try:
+            took = _seconds_to_stop(f"http://127.0.0.1:{port}")
+        finally:
+            for sock in queued:
+                sock.close()
+    assert took < 5, f"Ctrl-C took {took:.1f} s to end a read whose requests were connecting"
+
+
+def test_ctrl_c_ends_a_read_whose_requests_are_still_shaking_hands() -> None:
+    """The server accepts but never answers the TLS handshake: Ctrl-C ends the read at once.
+
+    The handshake's socket was out of the cut's reach (the TLS wrapper takes the descriptor over from the plain
+    socket, which the cut then shut down in vain), so a stopped read waited for the 30 s connect timeout.
+    """
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(8)  # connections are queued, never accepted: no handshake answer ever comes
+        took = _seconds_to_stop(f"https://127.0.0.1:{listening.getsockname()[1]}")
+    assert took < 5, f"Ctrl-C took {took:.1f} s to end a read whose requests were shaking hands"
