@@ -22,6 +22,7 @@ __all__ = [
     "probe_problem",
     "stats_problem",
     "times",
+    "to_micros",
 ]
 
 _UTC_US = pa.timestamp("us", "UTC")
@@ -47,9 +48,14 @@ def _counts_problem(column: pa.ChunkedArray, answer: str) -> str | None:
     return None
 
 
+def to_micros(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A checked timestamp column (see :func:`_times_problem`) in UTC, cut to whole microseconds (as reads bound)."""
+    return column.cast(_UTC_US, safe=False)
+
+
 def times(column: pa.ChunkedArray) -> list[datetime]:
-    """A checked timestamp column (see :func:`_times_problem`) as UTC datetimes, cut to whole microseconds."""
-    return column.cast(_UTC_US, safe=False).to_pylist()  # type: ignore[no-any-return]
+    """A checked timestamp column as UTC datetimes, cut to whole microseconds."""
+    return to_micros(column).to_pylist()  # type: ignore[no-any-return]
 
 
 def _times_problem(column: pa.ChunkedArray, low: datetime, high: datetime, answer: str) -> str | None:

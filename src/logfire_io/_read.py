@@ -19,7 +19,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import polars as pl
-from logfire_io._answers import first_rows_problem, histogram_problem, probe_problem, stats_problem, times
+from logfire_io._answers import (
+    first_rows_problem,
+    histogram_problem,
+    probe_problem,
+    stats_problem,
+    times,
+    to_micros,
+)
 from logfire_io._client import LogfireQueryClient
 from logfire_io._deadline import close_cut_sockets, cut_sockets
 from logfire_io._exceptions import ConfigurationError, RowCapError
@@ -280,9 +287,9 @@ def split_first(answer: pa.Table) -> tuple[pa.Table, datetime | None]:
     rows = answer.remove_column(answer.num_columns - 1)
     if answer.num_rows < MAX_LIMIT:
         return rows, None
-    times = answer.column(answer.num_columns - 1).cast(pa.timestamp("us", "UTC"))
-    complete = pc.sum(pc.less(times, times[-1])).as_py() or 0
-    return rows.slice(0, complete), times[-1].as_py()
+    instants = to_micros(answer.column(answer.num_columns - 1))  # rows in the last microsecond are read again
+    complete = pc.sum(pc.less(instants, instants[-1])).as_py() or 0
+    return rows.slice(0, complete), instants[-1].as_py()
 
 
 def resumed(request: ReadRequest, low: datetime) -> ReadRequest:

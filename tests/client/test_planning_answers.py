@@ -107,6 +107,25 @@ def test_16_malformed_first_answer_is_refused(hostile: Hostile, answer: str) -> 
     assert len(hostile.requests) == 1
 
 
+def test_13_a_first_answer_in_nanoseconds_is_cut_at_whole_microseconds(hostile: Hostile) -> None:
+    """Times finer than the microseconds reads are bounded by: the rows of the last microsecond are read again.
+
+    They used to reach pyarrow's safe cast to microseconds, which raised a raw ``ArrowInvalid``.
+    """
+    start_ns = (T0 - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000 + 500
+    ns = pa.array(range(start_ns, start_ns + 10_000), pa.int64()).cast(pa.timestamp("ns", "UTC"))  # 10.5 us
+    resume_at = T0 + timedelta(microseconds=10)  # the last row's microsecond, where the rest is read from
+    table = _read(
+        hostile,
+        _first(ns),
+        _histogram(pa.array([resume_at], UTC_US), [1]),
+        Answer(_stream(pa.table({"s": ["rest"]}))),
+        max_timestamp=T1,
+    )
+    assert table.num_rows == 9_500 + 1  # the rows before T0 + 10 us, then the rest's answer
+    assert table.column("s").to_pylist()[-2:] == ["x", "rest"]
+
+
 def test_13_probe_with_rows_is_refused(hostile: Hostile) -> None:
     hostile.serve(Answer(_stream(pa.table({"s": ["x"]}))))  # the probe (LIMIT 0) answered with a row
     with pytest.raises(UnexpectedResponseError, match=REFUSED + "query for the result's columns has 1 rows"):
