@@ -20,8 +20,7 @@ from datetime import UTC, datetime
 
 import psutil
 
-from logfire_io import LogfireQueryClient, read_logfire
-from logfire_io._read import ReadRequest, iter_tables
+from logfire_io import plan, read_logfire
 
 SQL = "SELECT * FROM records"
 
@@ -60,12 +59,8 @@ def _start_server(rows: int, latency_ms: float) -> tuple[subprocess.Popen[str], 
 
 
 def _requests(url: str, token: str, concurrency: int) -> int:
-    """Requests a default read sends (counted by a read of the same shape, not timed)."""
-    with LogfireQueryClient(token, base_url=url) as client:
-        request = ReadRequest(SQL, max_concurrency=concurrency, progress=False)
-        for _ in iter_tables(client, request, owns_client=False):
-            pass
-    return request.stats.requests
+    """Requests a default read sends, from its dry run (aggregates only, no row read)."""
+    return plan(SQL, read_token=token, base_url=url, max_concurrency=concurrency).requests
 
 
 def main() -> None:
